@@ -1,0 +1,10 @@
+//! The ODF metadata model: events, blocks and everything they contain.
+
+pub mod data;
+pub mod events;
+mod serde_util;
+pub mod source;
+
+pub use data::*;
+pub use events::*;
+pub use source::*;
