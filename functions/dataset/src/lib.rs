@@ -1,1 +1,21 @@
-//! placeholder
+//! weir-dataset: dataset storage for Weir.
+//!
+//! Keeps datasets in the ODF layout over `object_store` (local FS, S3, in-memory): reading and
+//! validating metadata chains, committing blocks with a compare-and-swap of `refs/head`, writing
+//! and reading Parquet data slices with their logical and physical hashes, and exposing a dataset
+//! to DataFusion as a table at its head or at any block.
+//!
+//! Functions and the control plane depend on it; it must not depend on HTTP frameworks, sqlx,
+//! lambda runtimes or AWS SDKs (S3 access goes through `object_store`).
+
+pub mod dataset;
+pub mod error;
+pub mod layout;
+pub mod schema;
+pub mod slices;
+pub mod store;
+pub mod table;
+
+pub use dataset::{ChainSnapshot, CommitResult, Dataset};
+pub use error::{CommitError, SliceError, StorageError};
+pub use store::{DatasetStore, HeadRef, S3Settings};

@@ -11,6 +11,7 @@ pub mod flatbuffers;
 pub mod hash;
 pub mod identity;
 pub mod model;
+pub mod validation;
 
 pub use flatbuffers::{DecodeError, decode_block, encode_block};
 pub use hash::{HashAlgorithm, Multihash};

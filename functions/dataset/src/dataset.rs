@@ -1,0 +1,188 @@
+//! One dataset in a store: reading the chain, writing objects, committing blocks.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use weir_odf::validation::ChainValidator;
+use weir_odf::{DatasetId, MetadataBlock, MetadataEvent, Multihash};
+
+use crate::error::{CommitError, StorageError};
+use crate::layout::DatasetLayout;
+use crate::store::{HeadRef, StoreInner};
+
+/// The chain of a dataset loaded up to a head: blocks newest first, and the validated summary.
+#[derive(Debug, Clone)]
+pub struct ChainSnapshot {
+    pub head: Option<HeadRef>,
+    /// `(hash, block)` pairs from the head back to the seed.
+    pub blocks: Vec<(Multihash, MetadataBlock)>,
+    pub state: ChainValidator,
+}
+
+/// What a successful commit produced.
+#[derive(Debug, Clone)]
+pub struct CommitResult {
+    pub old_head: Option<Multihash>,
+    pub new_head: Multihash,
+    pub block: MetadataBlock,
+    /// The new head, usable as `expected` for a following commit.
+    pub head: HeadRef,
+}
+
+#[derive(Clone)]
+pub struct Dataset {
+    store: Arc<StoreInner>,
+    id: DatasetId,
+    layout: DatasetLayout,
+}
+
+impl Dataset {
+    pub(crate) fn new(store: Arc<StoreInner>, id: DatasetId) -> Self {
+        let layout = DatasetLayout::new(&store.root, &id);
+        Self { store, id, layout }
+    }
+
+    pub fn id(&self) -> &DatasetId {
+        &self.id
+    }
+
+    pub fn layout(&self) -> &DatasetLayout {
+        &self.layout
+    }
+
+    pub async fn head(&self) -> Result<Option<HeadRef>, StorageError> {
+        self.store.read_head(&self.layout.head()).await
+    }
+
+    /// Raw canonical bytes of a block (simple transfer protocol `blocks/{hash}`).
+    pub async fn get_block_bytes(&self, hash: &Multihash) -> Result<Bytes, StorageError> {
+        self.store.get_bytes(&self.layout.block(hash)).await
+    }
+
+    /// Reads a block and checks that its bytes hash to `hash`.
+    pub async fn get_block(&self, hash: &Multihash) -> Result<MetadataBlock, StorageError> {
+        let bytes = self.get_block_bytes(hash).await?;
+        if Multihash::sha3_256(&bytes) != *hash {
+            return Err(StorageError::HashMismatch { expected: *hash });
+        }
+        weir_odf::decode_block(&bytes).map_err(|source| StorageError::CorruptedBlock {
+            hash: *hash,
+            source,
+        })
+    }
+
+    /// Blocks from `from` back to the seed, newest first.
+    pub async fn blocks_from(
+        &self,
+        from: &Multihash,
+    ) -> Result<Vec<(Multihash, MetadataBlock)>, StorageError> {
+        let mut blocks = Vec::new();
+        let mut next = Some(*from);
+        while let Some(hash) = next {
+            let block = self.get_block(&hash).await?;
+            next = block.prev_block_hash;
+            blocks.push((hash, block));
+        }
+        Ok(blocks)
+    }
+
+    /// Loads and validates the chain at the current head (or at `as_of`).
+    pub async fn load_chain(
+        &self,
+        as_of: Option<&Multihash>,
+    ) -> Result<ChainSnapshot, CommitError> {
+        let head = self.head().await?;
+        let start = match (as_of, &head) {
+            (Some(hash), _) => Some(*hash),
+            (None, Some(head)) => Some(head.hash),
+            (None, None) => None,
+        };
+        let blocks = match start {
+            Some(hash) => self.blocks_from(&hash).await?,
+            None => Vec::new(),
+        };
+        let state = weir_odf::validation::validate_chain(blocks.iter().rev().map(|(h, b)| (h, b)))?;
+        Ok(ChainSnapshot {
+            head,
+            blocks,
+            state,
+        })
+    }
+
+    pub async fn get_data(&self, physical_hash: &Multihash) -> Result<Bytes, StorageError> {
+        self.store.get_bytes(&self.layout.data(physical_hash)).await
+    }
+
+    pub async fn get_checkpoint(&self, physical_hash: &Multihash) -> Result<Bytes, StorageError> {
+        self.store
+            .get_bytes(&self.layout.checkpoint(physical_hash))
+            .await
+    }
+
+    /// Stores a data file under its physical hash and returns the hash.
+    pub async fn put_data(&self, bytes: Bytes) -> Result<Multihash, StorageError> {
+        let hash = Multihash::sha3_256(&bytes);
+        self.store
+            .put_content_addressed(&self.layout.data(&hash), bytes)
+            .await?;
+        Ok(hash)
+    }
+
+    pub async fn put_checkpoint(&self, bytes: Bytes) -> Result<Multihash, StorageError> {
+        let hash = Multihash::sha3_256(&bytes);
+        self.store
+            .put_content_addressed(&self.layout.checkpoint(&hash), bytes)
+            .await?;
+        Ok(hash)
+    }
+
+    pub async fn put_info(&self, name: &str, bytes: Bytes) -> Result<(), StorageError> {
+        self.store
+            .put_content_addressed(&self.layout.info(name), bytes)
+            .await
+    }
+
+    /// Appends `event` after the head described by `state`/`expected`. Data and checkpoint
+    /// objects the event references must already be stored. Fails with `Conflict` when the head
+    /// moved since `expected` was read; the caller may reload the chain and retry.
+    pub async fn commit(
+        &self,
+        expected: Option<&HeadRef>,
+        state: &ChainValidator,
+        event: MetadataEvent,
+        system_time: DateTime<Utc>,
+    ) -> Result<CommitResult, CommitError> {
+        let block = MetadataBlock {
+            system_time,
+            prev_block_hash: state.head().map(|(hash, _)| *hash),
+            sequence_number: state.next_sequence_number(),
+            event,
+        };
+        let (bytes, new_hash) = weir_odf::encode_and_hash_block(&block);
+        let mut next_state = state.clone();
+        next_state.append(&new_hash, &block)?;
+
+        self.store
+            .put_content_addressed(&self.layout.block(&new_hash), Bytes::from(bytes))
+            .await?;
+        let swapped = self
+            .store
+            .swap_head(&self.layout.head(), expected, &new_hash)
+            .await?;
+        let Some(head) = swapped else {
+            let actual = self.head().await?.map(|head| head.hash);
+            return Err(CommitError::Conflict {
+                expected: expected.map(|head| head.hash),
+                actual,
+            });
+        };
+        tracing::debug!(dataset_id = %self.id, new_head = %new_hash, sequence_number = block.sequence_number, "committed block");
+        Ok(CommitResult {
+            old_head: expected.map(|head| head.hash),
+            new_head: new_hash,
+            block,
+            head,
+        })
+    }
+}
