@@ -10,6 +10,7 @@
 pub mod flatbuffers;
 pub mod hash;
 pub mod identity;
+pub mod manifest;
 pub mod model;
 pub mod validation;
 

@@ -98,7 +98,7 @@ impl<'a> Table<'a> {
             .ok_or(DecodeError::OutOfBounds { position })? as usize;
         let vtable_len = read_u16(buf, vtable)? as usize;
         let inline_size = read_u16(buf, vtable + 2)? as usize;
-        if vtable_len < 4 || vtable_len % 2 != 0 || vtable + vtable_len > buf.len() {
+        if vtable_len < 4 || !vtable_len.is_multiple_of(2) || vtable + vtable_len > buf.len() {
             return Err(DecodeError::OutOfBounds { position: vtable });
         }
         if position + inline_size > buf.len() {

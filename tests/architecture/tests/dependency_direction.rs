@@ -1,0 +1,132 @@
+//! The shared kernel crates must stay free of serving, database, lambda and cloud SDK crates,
+//! and the ODF model must stay free of I/O. Checked on the resolved graph from `cargo metadata`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+fn resolved_graph() -> (BTreeMap<String, Vec<String>>, BTreeMap<String, String>) {
+    let output = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: BTreeMap<String, String> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["id"].as_str().unwrap().to_string(),
+                p["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let graph = metadata["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|node| {
+            let deps = node["deps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|dep| {
+                    // Only normal (non-dev, non-build) dependencies count.
+                    dep["dep_kinds"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|kind| kind["kind"].is_null())
+                })
+                .map(|dep| dep["pkg"].as_str().unwrap().to_string())
+                .collect();
+            (node["id"].as_str().unwrap().to_string(), deps)
+        })
+        .collect();
+    (graph, names)
+}
+
+fn transitive_dependencies(crate_name: &str) -> BTreeSet<String> {
+    let (graph, names) = resolved_graph();
+    let root = names
+        .iter()
+        .find(|(_, name)| name.as_str() == crate_name)
+        .map(|(id, _)| id.clone())
+        .unwrap_or_else(|| panic!("crate {crate_name} is in the workspace"));
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root];
+    while let Some(id) = stack.pop() {
+        for dep in graph.get(&id).into_iter().flatten() {
+            if seen.insert(dep.clone()) {
+                stack.push(dep.clone());
+            }
+        }
+    }
+    seen.into_iter().map(|id| names[&id].clone()).collect()
+}
+
+const SERVING_AND_INFRA: &[&str] = &[
+    "axum",
+    "sqlx",
+    "sqlx-core",
+    "lambda_runtime",
+    "lambda_http",
+    "aws-sdk-s3",
+    "aws-sdk-sqs",
+    "aws-config",
+    "async-nats",
+    "kube",
+    "async-graphql",
+];
+
+fn assert_free_of(crate_name: &str, forbidden: &[&str]) {
+    let deps = transitive_dependencies(crate_name);
+    let found: Vec<&&str> = forbidden
+        .iter()
+        .filter(|name| deps.contains(**name))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "{crate_name} must not depend on {found:?}"
+    );
+}
+
+#[test]
+fn odf_kernel_has_no_io_dependencies() {
+    let mut forbidden = SERVING_AND_INFRA.to_vec();
+    forbidden.extend([
+        "tokio",
+        "object_store",
+        "datafusion",
+        "arrow",
+        "parquet",
+        "reqwest",
+        "hyper",
+    ]);
+    assert_free_of("weir-odf", &forbidden);
+}
+
+#[test]
+fn dataset_storage_has_no_serving_or_cloud_sdk_dependencies() {
+    assert_free_of("weir-dataset", SERVING_AND_INFRA);
+}
+
+#[test]
+fn kernel_crates_do_not_depend_on_functions_or_control_plane() {
+    for kernel in ["weir-odf", "weir-dataset"] {
+        let deps = transitive_dependencies(kernel);
+        let upward: Vec<&String> = deps
+            .iter()
+            .filter(|name| {
+                name.starts_with("weir-") && !matches!(name.as_str(), "weir-odf" | "weir-dataset")
+            })
+            .collect();
+        assert!(upward.is_empty(), "{kernel} depends on {upward:?}");
+    }
+}
