@@ -25,9 +25,12 @@ pub struct ChainSnapshot {
 pub struct CommitResult {
     pub old_head: Option<Multihash>,
     pub new_head: Multihash,
-    pub block: MetadataBlock,
+    /// The committed blocks, oldest first.
+    pub blocks: Vec<(Multihash, MetadataBlock)>,
     /// The new head, usable as `expected` for a following commit.
     pub head: HeadRef,
+    /// Chain state after the commit, usable with `head` for a following commit.
+    pub state: ChainValidator,
 }
 
 #[derive(Clone)]
@@ -153,19 +156,40 @@ impl Dataset {
         event: MetadataEvent,
         system_time: DateTime<Utc>,
     ) -> Result<CommitResult, CommitError> {
-        let block = MetadataBlock {
-            system_time,
-            prev_block_hash: state.head().map(|(hash, _)| *hash),
-            sequence_number: state.next_sequence_number(),
-            event,
-        };
-        let (bytes, new_hash) = weir_odf::encode_and_hash_block(&block);
-        let mut next_state = state.clone();
-        next_state.append(&new_hash, &block)?;
+        self.commit_many(expected, state, vec![event], system_time).await
+    }
 
-        self.store
-            .put_content_addressed(&self.layout.block(&new_hash), Bytes::from(bytes))
-            .await?;
+    /// Appends several blocks atomically: all become visible with one swap of the head, or none.
+    pub async fn commit_many(
+        &self,
+        expected: Option<&HeadRef>,
+        state: &ChainValidator,
+        events: Vec<MetadataEvent>,
+        system_time: DateTime<Utc>,
+    ) -> Result<CommitResult, CommitError> {
+        let mut next_state = state.clone();
+        let mut blocks = Vec::with_capacity(events.len());
+        let mut encoded = Vec::with_capacity(events.len());
+        for event in events {
+            let block = MetadataBlock {
+                system_time,
+                prev_block_hash: next_state.head().map(|(hash, _)| *hash),
+                sequence_number: next_state.next_sequence_number(),
+                event,
+            };
+            let (bytes, hash) = weir_odf::encode_and_hash_block(&block);
+            next_state.append(&hash, &block)?;
+            encoded.push((hash, bytes));
+            blocks.push((hash, block));
+        }
+        let Some((new_hash, _)) = blocks.last().map(|(hash, block)| (*hash, block.sequence_number)) else {
+            return Err(CommitError::NothingToCommit);
+        };
+        for (hash, bytes) in encoded {
+            self.store
+                .put_content_addressed(&self.layout.block(&hash), Bytes::from(bytes))
+                .await?;
+        }
         let swapped = self
             .store
             .swap_head(&self.layout.head(), expected, &new_hash)
@@ -177,12 +201,13 @@ impl Dataset {
                 actual,
             });
         };
-        tracing::debug!(dataset_id = %self.id, new_head = %new_hash, sequence_number = block.sequence_number, "committed block");
+        tracing::debug!(dataset_id = %self.id, new_head = %new_hash, blocks = blocks.len(), "committed blocks");
         Ok(CommitResult {
             old_head: expected.map(|head| head.hash),
             new_head: new_hash,
-            block,
+            blocks,
             head,
+            state: next_state,
         })
     }
 }

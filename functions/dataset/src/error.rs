@@ -31,6 +31,8 @@ pub enum CommitError {
         expected: Option<Multihash>,
         actual: Option<Multihash>,
     },
+    #[error("nothing to commit")]
+    NothingToCommit,
     #[error("invalid block: {0}")]
     InvalidBlock(#[from] weir_odf::validation::ChainValidationError),
     #[error(transparent)]

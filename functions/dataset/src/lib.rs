@@ -8,14 +8,18 @@
 //! Functions and the control plane depend on it; it must not depend on HTTP frameworks, sqlx,
 //! lambda runtimes or AWS SDKs (S3 access goes through `object_store`).
 
+pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod layout;
+pub mod registry;
 pub mod schema;
 pub mod slices;
 pub mod store;
 pub mod table;
 
+pub use config::StorageConfig;
 pub use dataset::{ChainSnapshot, CommitResult, Dataset};
 pub use error::{CommitError, SliceError, StorageError};
+pub use registry::CreateDatasetError;
 pub use store::{DatasetStore, HeadRef, S3Settings};

@@ -121,6 +121,11 @@ impl ChainValidator {
         self.head.as_ref().map(|(hash, seq, _)| (hash, *seq))
     }
 
+    /// System time of the last accepted block; a next block must not be older.
+    pub fn head_system_time(&self) -> Option<DateTime<Utc>> {
+        self.head.as_ref().map(|(_, _, time)| *time)
+    }
+
     pub fn next_sequence_number(&self) -> u64 {
         self.head.as_ref().map_or(0, |(_, seq, _)| seq + 1)
     }

@@ -1,0 +1,88 @@
+//! Ingest errors and how they answer over HTTP.
+
+use weir_dataset::{CommitError, SliceError, StorageError};
+use weir_function_runtime::{ApiError, ErrorKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("dataset `{0}` not found")]
+    DatasetNotFound(String),
+    #[error("dataset `{0}` is derivative: only root datasets accept pushed data")]
+    DerivativeDataset(String),
+    #[error("dataset `{0}` has no push source")]
+    NoPushSource(String),
+    #[error("push source `{name}` not found; available: {available:?}")]
+    UnknownSource { name: String, available: Vec<String> },
+    #[error("dataset has several push sources {0:?}: pass ?sourceName=")]
+    AmbiguousSource(Vec<String>),
+    #[error("unsupported media type `{0}`: use text/csv, application/json, application/x-ndjson, application/geo+json or application/vnd.apache.parquet")]
+    UnsupportedMediaType(String),
+    #[error("request body is empty")]
+    EmptyBody,
+    #[error("request body exceeds the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("malformed {format} input: {message}")]
+    Malformed { format: &'static str, message: String },
+    #[error("invalid value: {0}")]
+    BadValue(String),
+    #[error("invalid `odf-event-time` header `{0}`: expected an RFC 3339 timestamp")]
+    BadEventTimeHeader(String),
+    #[error("preprocess query failed: {0}")]
+    Preprocess(String),
+    #[error("merge failed: {0}")]
+    Merge(String),
+    #[error("dataset metadata is not supported by this ingest function: {0}")]
+    Unsupported(String),
+    #[error("dataset is being written concurrently; gave up after {attempts} attempts")]
+    TooManyConflicts { attempts: u32 },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StorageError> for IngestError {
+    fn from(error: StorageError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<CommitError> for IngestError {
+    fn from(error: CommitError) -> Self {
+        match error {
+            CommitError::InvalidBlock(error) => Self::BadValue(error.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SliceError> for IngestError {
+    fn from(error: SliceError) -> Self {
+        match error {
+            SliceError::Schema(message) => Self::BadValue(message),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        let kind = match &error {
+            IngestError::DatasetNotFound(_) => ErrorKind::NotFound,
+            IngestError::DerivativeDataset(_)
+            | IngestError::NoPushSource(_)
+            | IngestError::UnknownSource { .. }
+            | IngestError::AmbiguousSource(_)
+            | IngestError::EmptyBody
+            | IngestError::Malformed { .. }
+            | IngestError::BadValue(_)
+            | IngestError::BadEventTimeHeader(_)
+            | IngestError::Preprocess(_)
+            | IngestError::Merge(_)
+            | IngestError::Unsupported(_) => ErrorKind::InvalidInput,
+            IngestError::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
+            IngestError::TooLarge { .. } => ErrorKind::PayloadTooLarge,
+            IngestError::TooManyConflicts { .. } => ErrorKind::Conflict,
+            IngestError::Internal(_) => ErrorKind::Internal,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}

@@ -1,0 +1,34 @@
+//! weir-ingest: the ingest function. Push ingest over HTTP into root datasets:
+//! `POST /{account}/{dataset}/ingest?sourceName=NAME` with CSV, JSON, NDJSON, GeoJSON or Parquet.
+//!
+//! Reads the body as the dataset's push source says (streamed, with a size limit), runs the
+//! optional SQL preprocess step, applies the merge strategy against the dataset's history and
+//! commits at most one AddData block (after a SetDataSchema when the schema is new), retrying when
+//! a concurrent writer wins the race. The binary runs it as a Lambda or an HTTP service; `weir up`
+//! mounts `routes::router` in-process.
+//!
+//! Depends on weir-odf, weir-dataset and weir-function-runtime; nothing depends on it but binaries.
+
+pub mod config;
+pub mod error;
+pub mod merge;
+pub mod preprocess;
+pub mod read;
+pub mod routes;
+pub mod service;
+pub mod source;
+
+use std::sync::Arc;
+
+pub use config::IngestConfig;
+pub use error::IngestError;
+pub use routes::router;
+pub use service::{IngestContext, IngestRequest, IngestResponse};
+
+pub const FUNCTION_NAME: &str = "ingest";
+
+/// Builds the function's context and router from its config (once per cold start).
+pub fn build(config: IngestConfig) -> Result<axum::Router, IngestError> {
+    let store = config.storage.open()?;
+    Ok(router(Arc::new(IngestContext { store, config })))
+}

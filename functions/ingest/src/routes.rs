@@ -1,0 +1,82 @@
+//! HTTP surface of the ingest function (kamu-node compatible path).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::post;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Deserialize;
+use weir_function_runtime::ApiError;
+
+use crate::error::IngestError;
+use crate::read::MediaFormat;
+use crate::service::{IngestContext, IngestRequest, IngestResponse};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestQuery {
+    source_name: Option<String>,
+}
+
+pub fn router(context: Arc<IngestContext>) -> Router {
+    Router::new()
+        .route("/{account}/{dataset}/ingest", post(ingest))
+        .layer(DefaultBodyLimit::disable())
+        .with_state(context)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|value| value.to_str().ok())
+}
+
+async fn ingest(
+    State(context): State<Arc<IngestContext>>,
+    Path((account, dataset)): Path<(String, String)>,
+    Query(query): Query<IngestQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let content_type = header(&headers, "content-type").unwrap_or_default();
+    let format = MediaFormat::from_content_type(content_type)?;
+    let limit = context.config.max_body_bytes;
+    if let Some(length) = header(&headers, "content-length").and_then(|v| v.parse::<u64>().ok())
+        && length > limit
+    {
+        return Err(IngestError::TooLarge { limit }.into());
+    }
+    let event_time = match header(&headers, "odf-event-time") {
+        None => None,
+        Some(value) => Some(
+            DateTime::parse_from_rfc3339(value)
+                .map_err(|_| IngestError::BadEventTimeHeader(value.to_string()))?
+                .with_timezone(&Utc),
+        ),
+    };
+    let request = IngestRequest {
+        account,
+        dataset,
+        source_name: query.source_name,
+        format,
+        event_time,
+        idempotency_key: header(&headers, "idempotency-key").map(str::to_string),
+    };
+    let mut received = 0u64;
+    let stream = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(|error| IngestError::Malformed {
+            format: "HTTP",
+            message: format!("body could not be read: {error}"),
+        })?;
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        Ok(chunk)
+    });
+    let response = context.ingest(request, stream).await?;
+    Ok(Json(response))
+}

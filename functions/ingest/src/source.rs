@@ -1,0 +1,109 @@
+//! What the chain says about pushing into a dataset: its push sources, schema and past
+//! idempotency keys.
+
+use std::collections::BTreeMap;
+
+use weir_dataset::ChainSnapshot;
+use weir_odf::{AddPushSource, DataSchema, DatasetKind, MetadataEvent, Multihash, OffsetInterval};
+
+use crate::error::IngestError;
+
+/// Extension attribute recording the `Idempotency-Key` of the request that added the data.
+pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "weir.dev/idempotencyKey";
+
+pub struct PushTarget {
+    pub kind: DatasetKind,
+    pub sources: BTreeMap<String, AddPushSource>,
+    pub schema: Option<DataSchema>,
+}
+
+/// A previous ingest found by its idempotency key.
+pub struct PreviousIngest {
+    pub old_head: Option<Multihash>,
+    pub new_head: Multihash,
+    pub offset_interval: Option<OffsetInterval>,
+}
+
+pub fn push_target(chain: &ChainSnapshot) -> Result<PushTarget, IngestError> {
+    let mut sources = BTreeMap::new();
+    let mut schema = None;
+    for (_, block) in chain.blocks.iter().rev() {
+        match &block.event {
+            MetadataEvent::AddPushSource(source) => {
+                sources.insert(source.source_name.clone(), source.clone());
+            }
+            MetadataEvent::DisablePushSource(event) => {
+                sources.remove(&event.source_name);
+            }
+            MetadataEvent::SetDataSchema(event) => schema = event.schema.clone(),
+            MetadataEvent::SetVocab(vocab) => {
+                let renamed = [
+                    (&vocab.offset_column, "offset"),
+                    (&vocab.operation_type_column, "op"),
+                    (&vocab.system_time_column, "system_time"),
+                    (&vocab.event_time_column, "event_time"),
+                ]
+                .into_iter()
+                .any(|(column, default)| column.as_deref().is_some_and(|c| c != default));
+                if renamed {
+                    return Err(IngestError::Unsupported("SetVocab with renamed system columns".to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(PushTarget {
+        kind: chain.state.dataset_kind().unwrap_or(DatasetKind::Root),
+        sources,
+        schema,
+    })
+}
+
+impl PushTarget {
+    pub fn select(&self, dataset: &str, name: Option<&str>) -> Result<&AddPushSource, IngestError> {
+        if self.kind == DatasetKind::Derivative {
+            return Err(IngestError::DerivativeDataset(dataset.to_string()));
+        }
+        match name {
+            Some(name) => self.sources.get(name).ok_or_else(|| IngestError::UnknownSource {
+                name: name.to_string(),
+                available: self.sources.keys().cloned().collect(),
+            }),
+            None => match self.sources.len() {
+                0 => Err(IngestError::NoPushSource(dataset.to_string())),
+                1 => Ok(self.sources.values().next().expect("one source")),
+                _ => Err(IngestError::AmbiguousSource(self.sources.keys().cloned().collect())),
+            },
+        }
+    }
+}
+
+/// Finds the AddData block a request with `key` committed. A request that also set the schema
+/// committed a SetDataSchema block just before it, at the same system time; the head before the
+/// request is then that block's predecessor.
+pub fn find_previous_ingest(chain: &ChainSnapshot, key: &str) -> Option<PreviousIngest> {
+    let blocks = &chain.blocks;
+    blocks.iter().enumerate().find_map(|(index, (hash, block))| {
+        let MetadataEvent::AddData(add_data) = &block.event else {
+            return None;
+        };
+        let recorded = add_data.extra.as_ref()?.0.get(IDEMPOTENCY_KEY_ATTRIBUTE)?.as_str()?;
+        if recorded != key {
+            return None;
+        }
+        let old_head = match blocks.get(index + 1) {
+            Some((_, previous))
+                if matches!(previous.event, MetadataEvent::SetDataSchema(_))
+                    && previous.system_time == block.system_time =>
+            {
+                previous.prev_block_hash
+            }
+            _ => block.prev_block_hash,
+        };
+        Some(PreviousIngest {
+            old_head,
+            new_head: *hash,
+            offset_interval: add_data.new_data.as_ref().map(|slice| slice.offset_interval.clone()),
+        })
+    })
+}
