@@ -156,7 +156,8 @@ impl Dataset {
         event: MetadataEvent,
         system_time: DateTime<Utc>,
     ) -> Result<CommitResult, CommitError> {
-        self.commit_many(expected, state, vec![event], system_time).await
+        self.commit_many(expected, state, vec![event], system_time)
+            .await
     }
 
     /// Appends several blocks atomically: all become visible with one swap of the head, or none.
@@ -182,7 +183,10 @@ impl Dataset {
             encoded.push((hash, bytes));
             blocks.push((hash, block));
         }
-        let Some((new_hash, _)) = blocks.last().map(|(hash, block)| (*hash, block.sequence_number)) else {
+        let Some((new_hash, _)) = blocks
+            .last()
+            .map(|(hash, block)| (*hash, block.sequence_number))
+        else {
             return Err(CommitError::NothingToCommit);
         };
         for (hash, bytes) in encoded {

@@ -72,7 +72,9 @@ impl DatasetStore {
             .map(|alias| alias.dataset_name.clone())
             .ok_or(CreateDatasetError::MissingName)?;
         let alias = DatasetAlias::new(Some(account.clone()), name.clone());
-        let dataset_id = definition.did.unwrap_or_else(|| DatasetId::new_generated().1);
+        let dataset_id = definition
+            .did
+            .unwrap_or_else(|| DatasetId::new_generated().1);
 
         let mut events = vec![MetadataEvent::Seed(Seed {
             dataset_id,
@@ -89,7 +91,9 @@ impl DatasetStore {
                 event: event.clone(),
             };
             let (_, hash) = weir_odf::encode_and_hash_block(&block);
-            probe.append(&hash, &block).map_err(CreateDatasetError::InvalidMetadata)?;
+            probe
+                .append(&hash, &block)
+                .map_err(CreateDatasetError::InvalidMetadata)?;
         }
 
         let key = alias_key(self, account, &name);

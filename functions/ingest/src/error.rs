@@ -12,17 +12,25 @@ pub enum IngestError {
     #[error("dataset `{0}` has no push source")]
     NoPushSource(String),
     #[error("push source `{name}` not found; available: {available:?}")]
-    UnknownSource { name: String, available: Vec<String> },
+    UnknownSource {
+        name: String,
+        available: Vec<String>,
+    },
     #[error("dataset has several push sources {0:?}: pass ?sourceName=")]
     AmbiguousSource(Vec<String>),
-    #[error("unsupported media type `{0}`: use text/csv, application/json, application/x-ndjson, application/geo+json or application/vnd.apache.parquet")]
+    #[error(
+        "unsupported media type `{0}`: use text/csv, application/json, application/x-ndjson, application/geo+json or application/vnd.apache.parquet"
+    )]
     UnsupportedMediaType(String),
     #[error("request body is empty")]
     EmptyBody,
     #[error("request body exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("malformed {format} input: {message}")]
-    Malformed { format: &'static str, message: String },
+    Malformed {
+        format: &'static str,
+        message: String,
+    },
     #[error("invalid value: {0}")]
     BadValue(String),
     #[error("invalid `odf-event-time` header `{0}`: expected an RFC 3339 timestamp")]

@@ -39,25 +39,35 @@ fn normalize_op(column: &ArrayRef, allow_changes: bool) -> Result<ArrayRef, Inge
     let codes: Vec<Option<i32>> = match column.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
             let strings = cast(column, &DataType::Utf8).map_err(merge_error)?;
-            let strings = strings.as_any().downcast_ref::<StringArray>().expect("cast to utf8");
+            let strings = strings
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("cast to utf8");
             strings
                 .iter()
                 .map(|value| {
-                    value.map(|v| match v.trim().to_ascii_lowercase().as_str() {
-                        "+a" | "append" | "0" => Ok(0),
-                        "-r" | "retract" | "1" => Ok(1),
-                        "-c" | "correct-from" | "2" => Ok(2),
-                        "+c" | "correct-to" | "3" => Ok(3),
-                        other => Err(IngestError::BadValue(format!("column `op`: unknown operation `{other}`"))),
-                    })
-                    .transpose()
+                    value
+                        .map(|v| match v.trim().to_ascii_lowercase().as_str() {
+                            "+a" | "append" | "0" => Ok(0),
+                            "-r" | "retract" | "1" => Ok(1),
+                            "-c" | "correct-from" | "2" => Ok(2),
+                            "+c" | "correct-to" | "3" => Ok(3),
+                            other => Err(IngestError::BadValue(format!(
+                                "column `op`: unknown operation `{other}`"
+                            ))),
+                        })
+                        .transpose()
                 })
                 .collect::<Result<_, _>>()?
         }
         _ => {
             let ints = cast(column, &DataType::Int32)
                 .map_err(|error| IngestError::BadValue(format!("column `op`: {error}")))?;
-            ints.as_any().downcast_ref::<Int32Array>().expect("cast to int32").iter().collect()
+            ints.as_any()
+                .downcast_ref::<Int32Array>()
+                .expect("cast to int32")
+                .iter()
+                .collect()
         }
     };
     let max = if allow_changes { 3 } else { 1 };
@@ -66,17 +76,29 @@ fn normalize_op(column: &ArrayRef, allow_changes: bool) -> Result<ArrayRef, Inge
         match code {
             Some(code) if (0..=max).contains(&code) => values.push(code),
             Some(code) => {
-                return Err(IngestError::BadValue(format!("column `op`, row {}: operation {code} is not allowed here", index + 1)));
+                return Err(IngestError::BadValue(format!(
+                    "column `op`, row {}: operation {code} is not allowed here",
+                    index + 1
+                )));
             }
             None if !allow_changes => values.push(0),
-            None => return Err(IngestError::BadValue(format!("column `op`, row {}: must not be null", index + 1))),
+            None => {
+                return Err(IngestError::BadValue(format!(
+                    "column `op`, row {}: must not be null",
+                    index + 1
+                )));
+            }
         }
     }
     Ok(Arc::new(Int32Array::from(values)))
 }
 
 fn with_op(batch: &RecordBatch, op: ArrayRef) -> Result<RecordBatch, IngestError> {
-    let mut fields: Vec<Arc<Field>> = vec![Arc::new(Field::new(OPERATION_TYPE_COLUMN, DataType::Int32, false))];
+    let mut fields: Vec<Arc<Field>> = vec![Arc::new(Field::new(
+        OPERATION_TYPE_COLUMN,
+        DataType::Int32,
+        false,
+    ))];
     let mut columns = vec![op];
     for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
         if field.name() == OPERATION_TYPE_COLUMN {
@@ -89,11 +111,17 @@ fn with_op(batch: &RecordBatch, op: ArrayRef) -> Result<RecordBatch, IngestError
 }
 
 fn constant_op(batch: &RecordBatch, op: i32) -> Result<RecordBatch, IngestError> {
-    with_op(batch, Arc::new(Int32Array::from_value(op, batch.num_rows())))
+    with_op(
+        batch,
+        Arc::new(Int32Array::from_value(op, batch.num_rows())),
+    )
 }
 
 /// Adds a row-number column so SQL can restore input order.
-fn numbered(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
+fn numbered(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
     let mut fields: Vec<Arc<Field>> = schema.fields().iter().cloned().collect();
     fields.push(Arc::new(Field::new(ROW, DataType::UInt64, false)));
     let numbered_schema = Arc::new(Schema::new(fields));
@@ -129,11 +157,15 @@ pub async fn merge(input: MergeInput<'_>) -> Result<Vec<RecordBatch>, IngestErro
         .collect();
     let check_keys = |keys: &[String]| -> Result<(), IngestError> {
         if keys.is_empty() {
-            return Err(IngestError::Unsupported("merge strategy needs a primary key".to_string()));
+            return Err(IngestError::Unsupported(
+                "merge strategy needs a primary key".to_string(),
+            ));
         }
         for key in keys {
             if !data_columns.contains(key) {
-                return Err(IngestError::BadValue(format!("primary key column `{key}` is missing from the input")));
+                return Err(IngestError::BadValue(format!(
+                    "primary key column `{key}` is missing from the input"
+                )));
             }
         }
         Ok(())
@@ -147,7 +179,9 @@ pub async fn merge(input: MergeInput<'_>) -> Result<Vec<RecordBatch>, IngestErro
                 .iter()
                 .map(|batch| {
                     let column = batch.column_by_name(OPERATION_TYPE_COLUMN).ok_or_else(|| {
-                        IngestError::BadValue("changelog stream records need an `op` column".to_string())
+                        IngestError::BadValue(
+                            "changelog stream records need an `op` column".to_string(),
+                        )
                     })?;
                     with_op(batch, normalize_op(column, true)?)
                 })
@@ -175,7 +209,14 @@ pub async fn merge(input: MergeInput<'_>) -> Result<Vec<RecordBatch>, IngestErro
                     .cloned()
                     .collect()
             });
-            cdc(input, &strategy.primary_key.clone(), &compare, &data_columns, true).await
+            cdc(
+                input,
+                &strategy.primary_key.clone(),
+                &compare,
+                &data_columns,
+                true,
+            )
+            .await
         }
         MergeStrategy::UpsertStream(strategy) => {
             check_keys(&strategy.primary_key)?;
@@ -184,7 +225,14 @@ pub async fn merge(input: MergeInput<'_>) -> Result<Vec<RecordBatch>, IngestErro
                 .filter(|c| !strategy.primary_key.contains(c))
                 .cloned()
                 .collect();
-            cdc(input, &strategy.primary_key.clone(), &compare, &data_columns, false).await
+            cdc(
+                input,
+                &strategy.primary_key.clone(),
+                &compare,
+                &data_columns,
+                false,
+            )
+            .await
         }
     }
 }
@@ -203,7 +251,9 @@ async fn session_with_input(
     let session = SessionContext::new();
     let (schema, numbered) = numbered(&input.schema, batches)?;
     let table = MemTable::try_new(schema, vec![numbered]).map_err(merge_error)?;
-    session.register_table("input", Arc::new(table)).map_err(merge_error)?;
+    session
+        .register_table("input", Arc::new(table))
+        .map_err(merge_error)?;
     Ok(session)
 }
 
@@ -227,7 +277,9 @@ async fn run_keyed(
         return input.batches.iter().map(|b| constant_op(b, 0)).collect();
     };
     let session = session_with_input(&input, &input.batches).await?;
-    session.register_table("prev", previous).map_err(merge_error)?;
+    session
+        .register_table("prev", previous)
+        .map_err(merge_error)?;
     collect(&session, &sql(&key_condition(keys, "i", "p"))).await
 }
 
@@ -248,12 +300,17 @@ async fn cdc(
             batches = batches
                 .iter()
                 .map(|batch| {
-                    let column = batch.column_by_name(OPERATION_TYPE_COLUMN).expect("schema has op");
+                    let column = batch
+                        .column_by_name(OPERATION_TYPE_COLUMN)
+                        .expect("schema has op");
                     with_op(batch, normalize_op(column, false)?)
                 })
                 .collect::<Result<_, _>>()?;
         } else {
-            batches = batches.iter().map(|b| constant_op(b, 0)).collect::<Result<_, _>>()?;
+            batches = batches
+                .iter()
+                .map(|b| constant_op(b, 0))
+                .collect::<Result<_, _>>()?;
         }
         schema = batches.first().map(|b| b.schema()).unwrap_or(schema);
     }
@@ -268,7 +325,13 @@ async fn cdc(
     let partition = keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
     let mut columns = vec![quote(EVENT_TIME_COLUMN)];
     columns.extend(data_columns.iter().map(|c| quote(c)));
-    let select = |alias: &str| columns.iter().map(|c| format!("{alias}.{c}")).collect::<Vec<_>>().join(", ");
+    let select = |alias: &str| {
+        columns
+            .iter()
+            .map(|c| format!("{alias}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
 
     let new_rows = if snapshot {
         "SELECT * FROM input".to_string()
@@ -279,18 +342,31 @@ async fn cdc(
     };
     let state = match &input.previous {
         Some(previous) => {
-            session.register_table("prev", previous.clone()).map_err(merge_error)?;
+            session
+                .register_table("prev", previous.clone())
+                .map_err(merge_error)?;
             format!(
                 "SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY \"offset\" DESC) AS __weir_rank FROM prev) WHERE __weir_rank = 1 AND op IN (0, 3)"
             )
         }
         None => {
             // No history: an empty state with the input's columns.
-            format!("SELECT {}, CAST(0 AS BIGINT) AS \"offset\" FROM input WHERE false", select("input"))
+            format!(
+                "SELECT {}, CAST(0 AS BIGINT) AS \"offset\" FROM input WHERE false",
+                select("input")
+            )
         }
     };
-    let upsert_filter = if snapshot { String::new() } else { " AND i.op = 0".to_string() };
-    let retract_filter = if snapshot { String::new() } else { " AND i.op = 1".to_string() };
+    let upsert_filter = if snapshot {
+        String::new()
+    } else {
+        " AND i.op = 0".to_string()
+    };
+    let retract_filter = if snapshot {
+        String::new()
+    } else {
+        " AND i.op = 1".to_string()
+    };
     let changed = if compare.is_empty() {
         "false".to_string()
     } else {

@@ -23,10 +23,13 @@ pub async fn preprocess(
             sql.engine
         )));
     }
-    let failed = |error: datafusion::error::DataFusionError| IngestError::Preprocess(error.to_string());
+    let failed =
+        |error: datafusion::error::DataFusionError| IngestError::Preprocess(error.to_string());
     let session = SessionContext::new();
     let input = MemTable::try_new(schema, vec![batches]).map_err(failed)?;
-    session.register_table("input", Arc::new(input)).map_err(failed)?;
+    session
+        .register_table("input", Arc::new(input))
+        .map_err(failed)?;
 
     let steps: Vec<(Option<String>, String)> = match (&sql.query, &sql.queries) {
         (Some(query), None) => vec![(None, query.clone())],
@@ -48,8 +51,12 @@ pub async fn preprocess(
             let batches = frame.collect().await.map_err(failed)?;
             return Ok((schema, batches));
         }
-        let alias = alias.ok_or_else(|| IngestError::Unsupported("every query but the last needs an alias".to_string()))?;
-        session.register_table(alias.as_str(), frame.into_view()).map_err(failed)?;
+        let alias = alias.ok_or_else(|| {
+            IngestError::Unsupported("every query but the last needs an alias".to_string())
+        })?;
+        session
+            .register_table(alias.as_str(), frame.into_view())
+            .map_err(failed)?;
     }
     unreachable!("the loop returns at the last step")
 }

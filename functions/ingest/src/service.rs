@@ -11,11 +11,13 @@ use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
 use futures::{Stream, StreamExt};
 use serde::Serialize;
-use weir_dataset::slices::{EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN, prepare_slice};
+use weir_dataset::slices::{
+    EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN, prepare_slice,
+};
 use weir_dataset::{ChainSnapshot, CommitError, Dataset, DatasetStore};
 use weir_odf::{
-    AccountName, AddData, DataSlice, DatasetName, ExtraAttributes, MergeStrategy, MetadataEvent, Multihash,
-    OffsetInterval, SetDataSchema,
+    AccountName, AddData, DataSlice, DatasetName, ExtraAttributes, MergeStrategy, MetadataEvent,
+    Multihash, OffsetInterval, SetDataSchema,
 };
 
 use crate::config::IngestConfig;
@@ -51,25 +53,40 @@ pub struct IngestResponse {
 
 impl IngestContext {
     async fn resolve(&self, request: &IngestRequest) -> Result<Dataset, IngestError> {
-        let not_found = || IngestError::DatasetNotFound(format!("{}/{}", request.account, request.dataset));
+        let not_found =
+            || IngestError::DatasetNotFound(format!("{}/{}", request.account, request.dataset));
         let account: AccountName = request.account.parse().map_err(|_| not_found())?;
         let name: DatasetName = request.dataset.parse().map_err(|_| not_found())?;
-        let id = self.store.resolve_alias(&account, &name).await?.ok_or_else(not_found)?;
+        let id = self
+            .store
+            .resolve_alias(&account, &name)
+            .await?
+            .ok_or_else(not_found)?;
         Ok(self.store.dataset(&id))
     }
 
     /// Runs one push request. The body stream yields chunks as they arrive.
-    pub async fn ingest<S>(&self, request: IngestRequest, body: S) -> Result<IngestResponse, IngestError>
+    pub async fn ingest<S>(
+        &self,
+        request: IngestRequest,
+        body: S,
+    ) -> Result<IngestResponse, IngestError>
     where
         S: Stream<Item = Result<Bytes, IngestError>> + Send,
     {
         let dataset = self.resolve(&request).await?;
         let mut chain = load_chain(&dataset).await?;
-        if let Some(previous) = request.idempotency_key.as_deref().and_then(|key| find_previous_ingest(&chain, key)) {
+        if let Some(previous) = request
+            .idempotency_key
+            .as_deref()
+            .and_then(|key| find_previous_ingest(&chain, key))
+        {
             return Ok(replayed(previous));
         }
         let target = push_target(&chain)?;
-        let source = target.select(&request.dataset, request.source_name.as_deref())?.clone();
+        let source = target
+            .select(&request.dataset, request.source_name.as_deref())?
+            .clone();
 
         let mut reader = RecordsReader::new(request.format, &source.read)?;
         let mut body = std::pin::pin!(body);
@@ -88,11 +105,17 @@ impl IngestContext {
         }
         let default_event_time = request.event_time.unwrap_or_else(Utc::now);
         let (schema, batches) = with_event_time(&schema, batches, default_event_time)?;
-        let keep_op = matches!(source.merge, MergeStrategy::ChangelogStream(_) | MergeStrategy::UpsertStream(_));
+        let keep_op = matches!(
+            source.merge,
+            MergeStrategy::ChangelogStream(_) | MergeStrategy::UpsertStream(_)
+        );
 
         for attempt in 1..=self.config.max_commit_attempts {
             // Block times never go backwards, even when another writer's clock ran ahead.
-            let system_time = chain.state.head_system_time().map_or_else(Utc::now, |head| head.max(Utc::now()));
+            let system_time = chain
+                .state
+                .head_system_time()
+                .map_or_else(Utc::now, |head| head.max(Utc::now()));
             let target = push_target(&chain)?;
             let (schema, batches) = match &target.schema {
                 Some(existing) => conform_to_dataset(existing, &schema, &batches, keep_op)?,
@@ -101,9 +124,14 @@ impl IngestContext {
             let previous = match (&chain.head, chain.state.last_offset()) {
                 (Some(head), Some(_)) => {
                     let session = SessionContext::new();
-                    let table = weir_dataset::table::dataset_table(&session, &self.store, &dataset, Some(&head.hash))
-                        .await
-                        .map_err(|error| IngestError::Internal(error.to_string()))?;
+                    let table = weir_dataset::table::dataset_table(
+                        &session,
+                        &self.store,
+                        &dataset,
+                        Some(&head.hash),
+                    )
+                    .await
+                    .map_err(|error| IngestError::Internal(error.to_string()))?;
                     Some(table)
                 }
                 _ => None,
@@ -116,7 +144,9 @@ impl IngestContext {
             })
             .await?;
             let start_offset = chain.state.last_offset().map_or(0, |offset| offset + 1);
-            let Some(slice) = prepare_slice(&merged, start_offset, system_time, Some(default_event_time))? else {
+            let Some(slice) =
+                prepare_slice(&merged, start_offset, system_time, Some(default_event_time))?
+            else {
                 return Ok(IngestResponse {
                     old_head: chain.head.as_ref().map(|head| head.hash),
                     new_head: chain.head.as_ref().map(|head| head.hash),
@@ -143,7 +173,10 @@ impl IngestContext {
             };
             let extra = request.idempotency_key.as_ref().map(|key| {
                 let mut attributes = ExtraAttributes::default();
-                attributes.0.insert(IDEMPOTENCY_KEY_ATTRIBUTE.to_string(), serde_json::Value::String(key.clone()));
+                attributes.0.insert(
+                    IDEMPOTENCY_KEY_ATTRIBUTE.to_string(),
+                    serde_json::Value::String(key.clone()),
+                );
                 attributes
             });
             events.push(MetadataEvent::AddData(AddData {
@@ -160,7 +193,10 @@ impl IngestContext {
                 new_source_state: None,
                 extra,
             }));
-            match dataset.commit_many(chain.head.as_ref(), &chain.state, events, system_time).await {
+            match dataset
+                .commit_many(chain.head.as_ref(), &chain.state, events, system_time)
+                .await
+            {
                 Ok(result) => {
                     tracing::info!(
                         dataset_id = %dataset.id(),
@@ -180,7 +216,11 @@ impl IngestContext {
                     tracing::debug!(dataset_id = %dataset.id(), attempt, "lost commit race, retrying");
                     tokio::time::sleep(backoff(attempt)).await;
                     chain = load_chain(&dataset).await?;
-                    if let Some(previous) = request.idempotency_key.as_deref().and_then(|key| find_previous_ingest(&chain, key)) {
+                    if let Some(previous) = request
+                        .idempotency_key
+                        .as_deref()
+                        .and_then(|key| find_previous_ingest(&chain, key))
+                    {
                         return Ok(replayed(previous));
                     }
                 }
@@ -201,13 +241,17 @@ fn replayed(previous: crate::source::PreviousIngest) -> IngestResponse {
     IngestResponse {
         old_head: previous.old_head,
         new_head: Some(previous.new_head),
-        num_records: previous.offset_interval.as_ref().map_or(0, OffsetInterval::len),
+        num_records: previous
+            .offset_interval
+            .as_ref()
+            .map_or(0, OffsetInterval::len),
         offset_interval: previous.offset_interval,
     }
 }
 
 fn backoff(attempt: u32) -> Duration {
-    let jitter = u64::from(std::process::id() % 7) + u64::from(Utc::now().timestamp_subsec_millis() % 13);
+    let jitter =
+        u64::from(std::process::id() % 7) + u64::from(Utc::now().timestamp_subsec_millis() % 13);
     Duration::from_millis(5 * u64::from(attempt) + jitter)
 }
 
@@ -223,35 +267,65 @@ fn with_event_time(
 ) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
     for reserved in [OFFSET_COLUMN, SYSTEM_TIME_COLUMN] {
         if schema.field_with_name(reserved).is_ok() {
-            return Err(IngestError::BadValue(format!("column `{reserved}` is reserved for the system")));
+            return Err(IngestError::BadValue(format!(
+                "column `{reserved}` is reserved for the system"
+            )));
         }
     }
-    let mut fields: Vec<Arc<Field>> = vec![Arc::new(Field::new(EVENT_TIME_COLUMN, timestamp_type(), false))];
-    fields.extend(schema.fields().iter().filter(|f| f.name() != EVENT_TIME_COLUMN).cloned());
+    let mut fields: Vec<Arc<Field>> = vec![Arc::new(Field::new(
+        EVENT_TIME_COLUMN,
+        timestamp_type(),
+        false,
+    ))];
+    fields.extend(
+        schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != EVENT_TIME_COLUMN)
+            .cloned(),
+    );
     let new_schema = Arc::new(Schema::new(fields));
     let mut out = Vec::with_capacity(batches.len());
     for batch in batches {
         let event_time: ArrayRef = match batch.column_by_name(EVENT_TIME_COLUMN) {
             Some(column) => {
-                let cast = cast(column, &timestamp_type())
-                    .map_err(|error| IngestError::BadValue(format!("column `{EVENT_TIME_COLUMN}`: {error}")))?;
+                let cast = cast(column, &timestamp_type()).map_err(|error| {
+                    IngestError::BadValue(format!("column `{EVENT_TIME_COLUMN}`: {error}"))
+                })?;
                 if cast.null_count() > column.null_count() {
-                    return Err(IngestError::BadValue(format!("column `{EVENT_TIME_COLUMN}`: values are not timestamps")));
+                    return Err(IngestError::BadValue(format!(
+                        "column `{EVENT_TIME_COLUMN}`: values are not timestamps"
+                    )));
                 }
                 if cast.null_count() > 0 {
-                    return Err(IngestError::BadValue(format!("column `{EVENT_TIME_COLUMN}` must not contain nulls")));
+                    return Err(IngestError::BadValue(format!(
+                        "column `{EVENT_TIME_COLUMN}` must not contain nulls"
+                    )));
                 }
                 cast
             }
             None => Arc::new(
-                TimestampMillisecondArray::from_value(default.timestamp_millis(), batch.num_rows()).with_timezone("UTC"),
+                TimestampMillisecondArray::from_value(default.timestamp_millis(), batch.num_rows())
+                    .with_timezone("UTC"),
             ),
         };
         let mut columns = vec![event_time];
-        for field in schema.fields().iter().filter(|f| f.name() != EVENT_TIME_COLUMN) {
-            columns.push(batch.column_by_name(field.name()).expect("field of the batch schema").clone());
+        for field in schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != EVENT_TIME_COLUMN)
+        {
+            columns.push(
+                batch
+                    .column_by_name(field.name())
+                    .expect("field of the batch schema")
+                    .clone(),
+            );
         }
-        out.push(RecordBatch::try_new(new_schema.clone(), columns).map_err(|error| IngestError::BadValue(error.to_string()))?);
+        out.push(
+            RecordBatch::try_new(new_schema.clone(), columns)
+                .map_err(|error| IngestError::BadValue(error.to_string()))?,
+        );
     }
     Ok((new_schema, out))
 }
@@ -263,32 +337,44 @@ fn conform_to_dataset(
     batches: &[RecordBatch],
     keep_op: bool,
 ) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
-    let arrow = weir_dataset::schema::schema_to_arrow(existing).map_err(|error| IngestError::Internal(error.to_string()))?;
+    let arrow = weir_dataset::schema::schema_to_arrow(existing)
+        .map_err(|error| IngestError::Internal(error.to_string()))?;
     let mut fields: Vec<Arc<Field>> = Vec::new();
     if keep_op && let Ok(op) = schema.field_with_name(OPERATION_TYPE_COLUMN) {
         fields.push(Arc::new(op.clone()));
     }
     for field in arrow.fields() {
-        if matches!(field.name().as_str(), OFFSET_COLUMN | OPERATION_TYPE_COLUMN | SYSTEM_TIME_COLUMN) {
+        if matches!(
+            field.name().as_str(),
+            OFFSET_COLUMN | OPERATION_TYPE_COLUMN | SYSTEM_TIME_COLUMN
+        ) {
             continue;
         }
         fields.push(field.clone());
     }
     for field in schema.fields() {
-        let known = field.name() == OPERATION_TYPE_COLUMN || fields.iter().any(|f| f.name() == field.name());
+        let known = field.name() == OPERATION_TYPE_COLUMN
+            || fields.iter().any(|f| f.name() == field.name());
         if !known {
-            return Err(IngestError::BadValue(format!("column `{}` is not in the dataset schema", field.name())));
+            return Err(IngestError::BadValue(format!(
+                "column `{}` is not in the dataset schema",
+                field.name()
+            )));
         }
     }
     let target = Arc::new(Schema::new(fields));
-    let conformed = batches.iter().map(|batch| conform(batch, &target)).collect::<Result<Vec<_>, _>>()?;
+    let conformed = batches
+        .iter()
+        .map(|batch| conform(batch, &target))
+        .collect::<Result<Vec<_>, _>>()?;
     let schema = conformed.first().map(|b| b.schema()).unwrap_or(target);
     Ok((schema, conformed))
 }
 
 /// The new slice must have exactly the dataset's columns and types.
 fn check_same_schema(existing: &weir_odf::DataSchema, slice: &Schema) -> Result<(), IngestError> {
-    let arrow = weir_dataset::schema::schema_to_arrow(existing).map_err(|error| IngestError::Internal(error.to_string()))?;
+    let arrow = weir_dataset::schema::schema_to_arrow(existing)
+        .map_err(|error| IngestError::Internal(error.to_string()))?;
     let describe = |schema: &Schema| {
         schema
             .fields()

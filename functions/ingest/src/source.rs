@@ -46,7 +46,9 @@ pub fn push_target(chain: &ChainSnapshot) -> Result<PushTarget, IngestError> {
                 .into_iter()
                 .any(|(column, default)| column.as_deref().is_some_and(|c| c != default));
                 if renamed {
-                    return Err(IngestError::Unsupported("SetVocab with renamed system columns".to_string()));
+                    return Err(IngestError::Unsupported(
+                        "SetVocab with renamed system columns".to_string(),
+                    ));
                 }
             }
             _ => {}
@@ -65,14 +67,19 @@ impl PushTarget {
             return Err(IngestError::DerivativeDataset(dataset.to_string()));
         }
         match name {
-            Some(name) => self.sources.get(name).ok_or_else(|| IngestError::UnknownSource {
-                name: name.to_string(),
-                available: self.sources.keys().cloned().collect(),
-            }),
+            Some(name) => self
+                .sources
+                .get(name)
+                .ok_or_else(|| IngestError::UnknownSource {
+                    name: name.to_string(),
+                    available: self.sources.keys().cloned().collect(),
+                }),
             None => match self.sources.len() {
                 0 => Err(IngestError::NoPushSource(dataset.to_string())),
                 1 => Ok(self.sources.values().next().expect("one source")),
-                _ => Err(IngestError::AmbiguousSource(self.sources.keys().cloned().collect())),
+                _ => Err(IngestError::AmbiguousSource(
+                    self.sources.keys().cloned().collect(),
+                )),
             },
         }
     }
@@ -83,27 +90,38 @@ impl PushTarget {
 /// request is then that block's predecessor.
 pub fn find_previous_ingest(chain: &ChainSnapshot, key: &str) -> Option<PreviousIngest> {
     let blocks = &chain.blocks;
-    blocks.iter().enumerate().find_map(|(index, (hash, block))| {
-        let MetadataEvent::AddData(add_data) = &block.event else {
-            return None;
-        };
-        let recorded = add_data.extra.as_ref()?.0.get(IDEMPOTENCY_KEY_ATTRIBUTE)?.as_str()?;
-        if recorded != key {
-            return None;
-        }
-        let old_head = match blocks.get(index + 1) {
-            Some((_, previous))
-                if matches!(previous.event, MetadataEvent::SetDataSchema(_))
-                    && previous.system_time == block.system_time =>
-            {
-                previous.prev_block_hash
+    blocks
+        .iter()
+        .enumerate()
+        .find_map(|(index, (hash, block))| {
+            let MetadataEvent::AddData(add_data) = &block.event else {
+                return None;
+            };
+            let recorded = add_data
+                .extra
+                .as_ref()?
+                .0
+                .get(IDEMPOTENCY_KEY_ATTRIBUTE)?
+                .as_str()?;
+            if recorded != key {
+                return None;
             }
-            _ => block.prev_block_hash,
-        };
-        Some(PreviousIngest {
-            old_head,
-            new_head: *hash,
-            offset_interval: add_data.new_data.as_ref().map(|slice| slice.offset_interval.clone()),
+            let old_head = match blocks.get(index + 1) {
+                Some((_, previous))
+                    if matches!(previous.event, MetadataEvent::SetDataSchema(_))
+                        && previous.system_time == block.system_time =>
+                {
+                    previous.prev_block_hash
+                }
+                _ => block.prev_block_hash,
+            };
+            Some(PreviousIngest {
+                old_head,
+                new_head: *hash,
+                offset_interval: add_data
+                    .new_data
+                    .as_ref()
+                    .map(|slice| slice.offset_interval.clone()),
+            })
         })
-    })
 }

@@ -7,14 +7,21 @@ use common::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ndjson_append_commits_one_block_with_correct_offsets() {
     let harness = Harness::start().await;
-    let dataset = harness.create(&root_manifest("cities", NDJSON_READ, APPEND)).await;
+    let dataset = harness
+        .create(&root_manifest("cities", NDJSON_READ, APPEND))
+        .await;
     let head_before = dataset.head().await.unwrap().unwrap().hash;
 
     let body = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}\n{\"event_time\": \"2024-01-02T00:00:00Z\", \"city\": \"B\", \"population\": 20}\n";
-    let (status, json) = harness.push("/alice/cities/ingest", "application/x-ndjson", body).await;
+    let (status, json) = harness
+        .push("/alice/cities/ingest", "application/x-ndjson", body)
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["numRecords"], 2);
-    assert_eq!(json["offsetInterval"], serde_json::json!({"start": 0, "end": 1}));
+    assert_eq!(
+        json["offsetInterval"],
+        serde_json::json!({"start": 0, "end": 1})
+    );
     assert_eq!(json["oldHead"], head_before.to_string());
 
     let chain = dataset.load_chain(None).await.unwrap();
@@ -24,14 +31,27 @@ async fn ndjson_append_commits_one_block_with_correct_offsets() {
     let weir_odf::MetadataEvent::AddData(add_data) = &chain.blocks[0].1.event else {
         panic!("head is AddData");
     };
-    assert_eq!(add_data.new_watermark.unwrap().to_rfc3339(), "2024-01-02T00:00:00+00:00");
+    assert_eq!(
+        add_data.new_watermark.unwrap().to_rfc3339(),
+        "2024-01-02T00:00:00+00:00"
+    );
 
     let body = "{\"event_time\": \"2024-01-03T00:00:00Z\", \"city\": \"C\", \"population\": 30}";
-    let (status, json) = harness.push("/alice/cities/ingest", "application/x-ndjson", body).await;
+    let (status, json) = harness
+        .push("/alice/cities/ingest", "application/x-ndjson", body)
+        .await;
     assert_eq!(status, 200, "{json}");
-    assert_eq!(json["offsetInterval"], serde_json::json!({"start": 2, "end": 2}));
     assert_eq!(
-        harness.rows(&dataset, "SELECT \"offset\", op, city, population FROM t ORDER BY \"offset\"").await,
+        json["offsetInterval"],
+        serde_json::json!({"start": 2, "end": 2})
+    );
+    assert_eq!(
+        harness
+            .rows(
+                &dataset,
+                "SELECT \"offset\", op, city, population FROM t ORDER BY \"offset\""
+            )
+            .await,
         vec!["0,0,A,10", "1,0,B,20", "2,0,C,30"]
     );
 }
@@ -52,42 +72,58 @@ async fn csv_json_array_geojson_and_parquet_bodies_are_read() {
     let dataset = harness.create(&root_manifest("mixed", read, APPEND)).await;
 
     let csv = "event_time,city,population\n2024-01-01T00:00:00Z,A,10\n2024-01-01T00:00:00Z,\"B, south\",20";
-    let (status, json) = harness.push("/alice/mixed/ingest", "text/csv; charset=utf-8", csv).await;
+    let (status, json) = harness
+        .push("/alice/mixed/ingest", "text/csv; charset=utf-8", csv)
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["numRecords"], 2);
 
     let array = r#"[{"event_time": "2024-01-02T00:00:00Z", "city": "C", "population": 30},
                     {"event_time": "2024-01-02T00:00:00Z", "city": "D [x]", "population": 40}]"#;
-    let (status, json) = harness.push("/alice/mixed/ingest", "application/json", array).await;
+    let (status, json) = harness
+        .push("/alice/mixed/ingest", "application/json", array)
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["numRecords"], 2);
 
     let parquet = {
-        use std::sync::Arc;
         use arrow::array::{Int64Array, RecordBatch, StringArray};
         use arrow::datatypes::{DataType, Field, Schema};
+        use std::sync::Arc;
         let schema = Arc::new(Schema::new(vec![
             Field::new("event_time", DataType::Utf8, false),
             Field::new("city", DataType::Utf8, false),
             Field::new("population", DataType::Int64, false),
         ]));
-        let batch = RecordBatch::try_new(schema.clone(), vec![
-            Arc::new(StringArray::from(vec!["2024-01-03T00:00:00Z"])),
-            Arc::new(StringArray::from(vec!["E"])),
-            Arc::new(Int64Array::from(vec![50])),
-        ]).unwrap();
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["2024-01-03T00:00:00Z"])),
+                Arc::new(StringArray::from(vec!["E"])),
+                Arc::new(Int64Array::from(vec![50])),
+            ],
+        )
+        .unwrap();
         let mut buffer = Vec::new();
         let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, schema, None).unwrap();
         writer.write(&batch).unwrap();
         writer.close().unwrap();
         buffer
     };
-    let (status, json) = harness.push("/alice/mixed/ingest", "application/vnd.apache.parquet", parquet).await;
+    let (status, json) = harness
+        .push(
+            "/alice/mixed/ingest",
+            "application/vnd.apache.parquet",
+            parquet,
+        )
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["numRecords"], 1);
 
     assert_eq!(
-        harness.rows(&dataset, "SELECT city FROM t ORDER BY \"offset\"").await,
+        harness
+            .rows(&dataset, "SELECT city FROM t ORDER BY \"offset\"")
+            .await,
         vec!["A", "B, south", "C", "D [x]", "E"]
     );
 
@@ -97,11 +133,23 @@ async fn csv_json_array_geojson_and_parquet_bodies_are_read() {
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [1.5, 2.5]}, "properties": {"name": "p1", "rank": 1}},
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [3, 4]}, "properties": {"name": "p2", "rank": 2}}]}"#;
     let (status, json) = harness
-        .push_with("/alice/places/ingest", &[("content-type", "application/geo+json"), ("odf-event-time", "2024-05-01T10:00:00Z")], geojson)
+        .push_with(
+            "/alice/places/ingest",
+            &[
+                ("content-type", "application/geo+json"),
+                ("odf-event-time", "2024-05-01T10:00:00Z"),
+            ],
+            geojson,
+        )
         .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(
-        harness.rows(&places, "SELECT name, rank, geometry, CAST(event_time AS VARCHAR) FROM t ORDER BY rank").await,
+        harness
+            .rows(
+                &places,
+                "SELECT name, rank, geometry, CAST(event_time AS VARCHAR) FROM t ORDER BY rank"
+            )
+            .await,
         vec![
             "p1,1,{\"coordinates\":[1.5,2.5],\"type\":\"Point\"},2024-05-01T10:00:00Z",
             "p2,2,{\"coordinates\":[3,4],\"type\":\"Point\"},2024-05-01T10:00:00Z",
@@ -131,28 +179,48 @@ content:
 ";
     let dataset = harness.create(manifest).await;
     let body = "{\"ts\": \"2024-01-01T00:00:00Z\", \"id\": \"s1\", \"temp\": 1.5}\n{\"ts\": \"2024-01-01T00:01:00Z\", \"id\": \"s2\", \"temp\": 2}\n";
-    let (status, json) = harness.push("/alice/sensors/ingest", "application/x-ndjson", body).await;
+    let (status, json) = harness
+        .push("/alice/sensors/ingest", "application/x-ndjson", body)
+        .await;
     assert_eq!(status, 200, "{json}");
-    assert_eq!(harness.rows(&dataset, "SELECT sensor, deci_temp FROM t ORDER BY sensor").await, vec!["S1,15.0", "S2,20.0"]);
+    assert_eq!(
+        harness
+            .rows(&dataset, "SELECT sensor, deci_temp FROM t ORDER BY sensor")
+            .await,
+        vec!["S1,15.0", "S2,20.0"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_skips_rows_already_seen() {
     let harness = Harness::start().await;
     let merge = "        kind: Ledger\n        primaryKey: [city]";
-    let dataset = harness.create(&root_manifest("ledger", NDJSON_READ, merge)).await;
+    let dataset = harness
+        .create(&root_manifest("ledger", NDJSON_READ, merge))
+        .await;
     let first = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}\n{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"B\", \"population\": 20}";
-    let (status, _) = harness.push("/alice/ledger/ingest", "application/x-ndjson", first).await;
+    let (status, _) = harness
+        .push("/alice/ledger/ingest", "application/x-ndjson", first)
+        .await;
     assert_eq!(status, 200);
     let second = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}\n{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"B\", \"population\": 20}\n{\"event_time\": \"2024-01-02T00:00:00Z\", \"city\": \"C\", \"population\": 30}";
-    let (status, json) = harness.push("/alice/ledger/ingest", "application/x-ndjson", second).await;
+    let (status, json) = harness
+        .push("/alice/ledger/ingest", "application/x-ndjson", second)
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["numRecords"], 1);
-    let (status, json) = harness.push("/alice/ledger/ingest", "application/x-ndjson", second).await;
+    let (status, json) = harness
+        .push("/alice/ledger/ingest", "application/x-ndjson", second)
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(json["numRecords"], 0);
     assert_eq!(json["oldHead"], json["newHead"]);
-    assert_eq!(harness.rows(&dataset, "SELECT city FROM t ORDER BY \"offset\"").await, vec!["A", "B", "C"]);
+    assert_eq!(
+        harness
+            .rows(&dataset, "SELECT city FROM t ORDER BY \"offset\"")
+            .await,
+        vec!["A", "B", "C"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,7 +240,11 @@ async fn snapshot_emits_retractions_and_corrections() {
         let harness = &harness;
         async move {
             harness
-                .push_with("/alice/census/ingest", &[("content-type", "text/csv"), ("odf-event-time", time)], csv)
+                .push_with(
+                    "/alice/census/ingest",
+                    &[("content-type", "text/csv"), ("odf-event-time", time)],
+                    csv,
+                )
                 .await
         }
     };
@@ -210,14 +282,30 @@ async fn changelog_and_upsert_streams() {
             - name: value
               type: String";
     let changelog = harness
-        .create(&root_manifest("changes", read, "        kind: ChangelogStream\n        primaryKey: [id]"))
+        .create(&root_manifest(
+            "changes",
+            read,
+            "        kind: ChangelogStream\n        primaryKey: [id]",
+        ))
         .await;
     let body = "{\"op\": \"+A\", \"id\": 1, \"value\": \"a\"}\n{\"op\": \"-C\", \"id\": 1, \"value\": \"a\"}\n{\"op\": \"+C\", \"id\": 1, \"value\": \"b\"}";
-    let (status, json) = harness.push("/alice/changes/ingest", "application/x-ndjson", body).await;
+    let (status, json) = harness
+        .push("/alice/changes/ingest", "application/x-ndjson", body)
+        .await;
     assert_eq!(status, 200, "{json}");
-    assert_eq!(harness.rows(&changelog, "SELECT op, id, value FROM t ORDER BY \"offset\"").await, vec!["0,1,a", "2,1,a", "3,1,b"]);
+    assert_eq!(
+        harness
+            .rows(
+                &changelog,
+                "SELECT op, id, value FROM t ORDER BY \"offset\""
+            )
+            .await,
+        vec!["0,1,a", "2,1,a", "3,1,b"]
+    );
     let bad = "{\"op\": \"?\", \"id\": 1, \"value\": \"a\"}";
-    let (status, json) = harness.push("/alice/changes/ingest", "application/x-ndjson", bad).await;
+    let (status, json) = harness
+        .push("/alice/changes/ingest", "application/x-ndjson", bad)
+        .await;
     assert_eq!(status, 400, "{json}");
 
     let read = "        kind: NdJson
@@ -232,16 +320,26 @@ async fn changelog_and_upsert_streams() {
             - name: value
               type: String";
     let upsert = harness
-        .create(&root_manifest("upserts", read, "        kind: UpsertStream\n        primaryKey: [id]"))
+        .create(&root_manifest(
+            "upserts",
+            read,
+            "        kind: UpsertStream\n        primaryKey: [id]",
+        ))
         .await;
     let first = "{\"id\": 1, \"value\": \"a\"}\n{\"id\": 2, \"value\": \"b\"}\n{\"id\": 1, \"value\": \"a2\"}";
-    let (status, json) = harness.push("/alice/upserts/ingest", "application/x-ndjson", first).await;
+    let (status, json) = harness
+        .push("/alice/upserts/ingest", "application/x-ndjson", first)
+        .await;
     assert_eq!(status, 200, "{json}");
     let second = "{\"id\": 2, \"value\": \"b\", \"op\": \"retract\"}\n{\"id\": 1, \"value\": \"a3\"}\n{\"id\": 3, \"value\": \"c\"}";
-    let (status, json) = harness.push("/alice/upserts/ingest", "application/x-ndjson", second).await;
+    let (status, json) = harness
+        .push("/alice/upserts/ingest", "application/x-ndjson", second)
+        .await;
     assert_eq!(status, 200, "{json}");
     assert_eq!(
-        harness.rows(&upsert, "SELECT op, id, value FROM t ORDER BY \"offset\"").await,
+        harness
+            .rows(&upsert, "SELECT op, id, value FROM t ORDER BY \"offset\"")
+            .await,
         // The last upsert per key wins and rows keep the order of their final input position.
         vec!["0,2,b", "0,1,a2", "1,2,b", "2,1,a2", "3,1,a3", "0,3,c"]
     );
@@ -250,25 +348,45 @@ async fn changelog_and_upsert_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_key_replays_the_first_result() {
     let harness = Harness::start().await;
-    let dataset = harness.create(&root_manifest("idem", NDJSON_READ, APPEND)).await;
+    let dataset = harness
+        .create(&root_manifest("idem", NDJSON_READ, APPEND))
+        .await;
     let body = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}";
-    let headers = [("content-type", "application/x-ndjson"), ("idempotency-key", "req-1")];
-    let (status, first) = harness.push_with("/alice/idem/ingest", &headers, body).await;
+    let headers = [
+        ("content-type", "application/x-ndjson"),
+        ("idempotency-key", "req-1"),
+    ];
+    let (status, first) = harness
+        .push_with("/alice/idem/ingest", &headers, body)
+        .await;
     assert_eq!(status, 200, "{first}");
-    let (status, second) = harness.push_with("/alice/idem/ingest", &headers, body).await;
+    let (status, second) = harness
+        .push_with("/alice/idem/ingest", &headers, body)
+        .await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(first, second);
-    assert_eq!(harness.rows(&dataset, "SELECT count(*) FROM t").await, vec!["1"]);
-    let other = [("content-type", "application/x-ndjson"), ("idempotency-key", "req-2")];
+    assert_eq!(
+        harness.rows(&dataset, "SELECT count(*) FROM t").await,
+        vec!["1"]
+    );
+    let other = [
+        ("content-type", "application/x-ndjson"),
+        ("idempotency-key", "req-2"),
+    ];
     let (status, third) = harness.push_with("/alice/idem/ingest", &other, body).await;
     assert_eq!(status, 200, "{third}");
-    assert_eq!(harness.rows(&dataset, "SELECT count(*) FROM t").await, vec!["2"]);
+    assert_eq!(
+        harness.rows(&dataset, "SELECT count(*) FROM t").await,
+        vec!["2"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pushes_all_land() {
     let harness = std::sync::Arc::new(Harness::start().await);
-    let dataset = harness.create(&root_manifest("busy", NDJSON_READ, APPEND)).await;
+    let dataset = harness
+        .create(&root_manifest("busy", NDJSON_READ, APPEND))
+        .await;
     let mut tasks = Vec::new();
     for writer in 0..8 {
         let harness = harness.clone();
@@ -281,5 +399,13 @@ async fn concurrent_pushes_all_land() {
         let (status, json) = task.await.unwrap();
         assert_eq!(status, 200, "{json}");
     }
-    assert_eq!(harness.rows(&dataset, "SELECT count(*), sum(population), max(\"offset\") FROM t").await, vec!["8,28,7"]);
+    assert_eq!(
+        harness
+            .rows(
+                &dataset,
+                "SELECT count(*), sum(population), max(\"offset\") FROM t"
+            )
+            .await,
+        vec!["8,28,7"]
+    );
 }

@@ -12,7 +12,11 @@ use axum::routing::get;
 use crate::metrics::{self, FunctionMetrics};
 
 /// Adds `/healthz`, `/readyz` and `/metrics` and request metrics to a function's router.
-pub fn with_operational_routes(router: Router, function_name: &str, ready: Arc<AtomicBool>) -> Router {
+pub fn with_operational_routes(
+    router: Router,
+    function_name: &str,
+    ready: Arc<AtomicBool>,
+) -> Router {
     let metrics = FunctionMetrics::new(function_name);
     let operational = Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -29,7 +33,10 @@ pub fn with_operational_routes(router: Router, function_name: &str, ready: Arc<A
         )
         .route("/metrics", get(metrics::render).with_state(metrics.clone()));
     router
-        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
         .merge(operational)
 }
 
@@ -54,7 +61,11 @@ async fn shutdown_signal(ready: Arc<AtomicBool>) {
 }
 
 /// Serves `router` over HTTP on `address` until SIGTERM or Ctrl-C, finishing in-flight requests.
-pub async fn serve_http(router: Router, function_name: &str, address: SocketAddr) -> std::io::Result<()> {
+pub async fn serve_http(
+    router: Router,
+    function_name: &str,
+    address: SocketAddr,
+) -> std::io::Result<()> {
     let ready = Arc::new(AtomicBool::new(true));
     let app = with_operational_routes(router, function_name, ready.clone());
     let listener = tokio::net::TcpListener::bind(address).await?;

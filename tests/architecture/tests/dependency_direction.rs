@@ -130,3 +130,33 @@ fn kernel_crates_do_not_depend_on_functions_or_control_plane() {
         assert!(upward.is_empty(), "{kernel} depends on {upward:?}");
     }
 }
+
+#[test]
+fn function_runtime_does_not_depend_on_storage_or_functions() {
+    assert_free_of(
+        "weir-function-runtime",
+        &[
+            "weir-odf",
+            "weir-dataset",
+            "weir-ingest",
+            "datafusion",
+            "object_store",
+            "sqlx",
+        ],
+    );
+}
+
+#[test]
+fn ingest_function_has_no_database_or_cloud_sdk_dependencies() {
+    assert_free_of(
+        "weir-ingest",
+        &[
+            "sqlx",
+            "sqlx-core",
+            "aws-sdk-s3",
+            "aws-sdk-sqs",
+            "aws-config",
+            "kube",
+        ],
+    );
+}

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let result = weir_function_runtime::run_function(weir_ingest::FUNCTION_NAME, async {
         let config: weir_ingest::IngestConfig =
-            weir_function_runtime::load_config(weir_ingest::FUNCTION_NAME).map_err(|error| error.to_string())?;
+            weir_function_runtime::load_config(weir_ingest::FUNCTION_NAME)
+                .map_err(|error| error.to_string())?;
         weir_ingest::build(config).map_err(|error| error.to_string())
     })
     .await;

@@ -23,12 +23,17 @@ fn single_byte(option: &Option<String>, name: &str) -> Result<Option<u8>, Ingest
     match option.as_deref() {
         None | Some("") => Ok(None),
         Some(text) if text.len() == 1 => Ok(Some(text.as_bytes()[0])),
-        Some(text) => Err(IngestError::Unsupported(format!("CSV {name} `{text}` must be a single ASCII character"))),
+        Some(text) => Err(IngestError::Unsupported(format!(
+            "CSV {name} `{text}` must be a single ASCII character"
+        ))),
     }
 }
 
 fn malformed(message: String) -> IngestError {
-    IngestError::Malformed { format: "CSV", message }
+    IngestError::Malformed {
+        format: "CSV",
+        message,
+    }
 }
 
 /// Rewrites arrow's "for column 3" into the column's name.
@@ -36,7 +41,10 @@ fn name_columns(message: String, schema: &SchemaRef) -> String {
     let Some(start) = message.find("for column ") else {
         return message;
     };
-    let digits: String = message[start + 11..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = message[start + 11..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     let Ok(index) = digits.parse::<usize>() else {
         return message;
     };
@@ -75,7 +83,9 @@ impl CsvReader {
                 && !encoding.eq_ignore_ascii_case("utf8")
                 && !encoding.eq_ignore_ascii_case("utf-8")
             {
-                return Err(IngestError::Unsupported(format!("CSV encoding `{encoding}` (only utf8)")));
+                return Err(IngestError::Unsupported(format!(
+                    "CSV encoding `{encoding}` (only utf8)"
+                )));
             }
         }
         Ok(Self {
@@ -115,13 +125,12 @@ impl CsvReader {
                 .decode(bytes)
                 .map_err(|error| malformed(name_columns(error.to_string(), schema)))?;
             bytes = &bytes[consumed..];
-            if decoder.capacity() == 0 || consumed == 0 {
-                if let Some(batch) = decoder
+            if (decoder.capacity() == 0 || consumed == 0)
+                && let Some(batch) = decoder
                     .flush()
                     .map_err(|error| malformed(name_columns(error.to_string(), schema)))?
-                {
-                    self.batches.push(batch);
-                }
+            {
+                self.batches.push(batch);
             }
         }
         Ok(())

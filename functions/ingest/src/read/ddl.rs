@@ -7,15 +7,25 @@ use crate::error::IngestError;
 
 fn parse_type(column: &str, text: &str) -> Result<DataType, IngestError> {
     let upper = text.trim().to_ascii_uppercase();
-    let bad = || IngestError::Unsupported(format!("ddlSchema column `{column}`: unsupported type `{text}`"));
-    if let Some(args) = upper.strip_prefix("DECIMAL(").and_then(|rest| rest.strip_suffix(')')) {
+    let bad = || {
+        IngestError::Unsupported(format!(
+            "ddlSchema column `{column}`: unsupported type `{text}`"
+        ))
+    };
+    if let Some(args) = upper
+        .strip_prefix("DECIMAL(")
+        .and_then(|rest| rest.strip_suffix(')'))
+    {
         let (precision, scale) = args.split_once(',').ok_or_else(bad)?;
         let precision: u8 = precision.trim().parse().map_err(|_| bad())?;
         let scale: i8 = scale.trim().parse().map_err(|_| bad())?;
         return Ok(DataType::Decimal128(precision, scale));
     }
     if upper.starts_with("TIMESTAMP") {
-        return Ok(DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())));
+        return Ok(DataType::Timestamp(
+            TimeUnit::Millisecond,
+            Some("UTC".into()),
+        ));
     }
     Ok(match upper.as_str() {
         "STRING" | "VARCHAR" | "TEXT" => DataType::Utf8,
@@ -37,7 +47,9 @@ pub fn parse_ddl_schema(entries: &[String]) -> Result<Schema, IngestError> {
         let entry = entry.trim();
         let (name, type_text) = entry
             .split_once(|c: char| c.is_whitespace() || c == ':')
-            .ok_or_else(|| IngestError::Unsupported(format!("ddlSchema entry `{entry}` must be `name TYPE`")))?;
+            .ok_or_else(|| {
+                IngestError::Unsupported(format!("ddlSchema entry `{entry}` must be `name TYPE`"))
+            })?;
         let name = name.trim_matches('`').trim_matches('"');
         let type_text = type_text.trim_start_matches(':').trim();
         fields.push(Field::new(name, parse_type(name, type_text)?, true));

@@ -31,7 +31,9 @@ impl ArraySplitter {
         for &byte in input {
             if self.finished {
                 if !byte.is_ascii_whitespace() {
-                    return Err(malformed("unexpected data after the closing `]` of the array".to_string()));
+                    return Err(malformed(
+                        "unexpected data after the closing `]` of the array".to_string(),
+                    ));
                 }
                 continue;
             }
@@ -106,7 +108,10 @@ impl ArraySplitter {
 }
 
 fn malformed(message: String) -> IngestError {
-    IngestError::Malformed { format: "JSON", message }
+    IngestError::Malformed {
+        format: "JSON",
+        message,
+    }
 }
 
 pub struct JsonReader {
@@ -149,7 +154,9 @@ impl JsonReader {
             }
             None => self.pending.extend_from_slice(chunk),
         }
-        if self.decoder.is_none() && (self.declared.is_some() || self.pending.len() >= INFERENCE_BYTES) {
+        if self.decoder.is_none()
+            && (self.declared.is_some() || self.pending.len() >= INFERENCE_BYTES)
+        {
             self.start_decoder()?;
         }
         if self.decoder.is_some() {
@@ -162,8 +169,9 @@ impl JsonReader {
         let schema = match &self.declared {
             Some(schema) => schema.clone(),
             None => {
-                let (schema, _) = infer_json_schema(BufReader::new(Cursor::new(&self.pending)), Some(10_000))
-                    .map_err(|error| malformed(error.to_string()))?;
+                let (schema, _) =
+                    infer_json_schema(BufReader::new(Cursor::new(&self.pending)), Some(10_000))
+                        .map_err(|error| malformed(error.to_string()))?;
                 Arc::new(schema)
             }
         };
@@ -187,7 +195,10 @@ impl JsonReader {
 
     fn feed(&mut self, mut bytes: &[u8]) -> Result<(), IngestError> {
         while !bytes.is_empty() {
-            let (_, decoder) = self.decoder.as_mut().expect("decoder started before feeding");
+            let (_, decoder) = self
+                .decoder
+                .as_mut()
+                .expect("decoder started before feeding");
             let consumed = match decoder.decode(bytes) {
                 Ok(consumed) => consumed,
                 Err(error) => {
@@ -205,7 +216,10 @@ impl JsonReader {
     }
 
     fn flush(&mut self) -> Result<(), IngestError> {
-        let (_, decoder) = self.decoder.as_mut().expect("decoder started before flushing");
+        let (_, decoder) = self
+            .decoder
+            .as_mut()
+            .expect("decoder started before flushing");
         match decoder.flush() {
             Ok(Some(batch)) => {
                 self.flushed_records += batch.num_rows();
@@ -235,9 +249,15 @@ impl JsonReader {
             let Ok(mut single) = ReaderBuilder::new(schema.clone()).build_decoder() else {
                 break;
             };
-            let result = single.decode(line).and_then(|_| single.decode(b"\n")).and_then(|_| single.flush());
+            let result = single
+                .decode(line)
+                .and_then(|_| single.decode(b"\n"))
+                .and_then(|_| single.flush());
             if let Err(error) = result {
-                return IngestError::BadValue(format!("record {record}: {}", clean(&error.to_string())));
+                return IngestError::BadValue(format!(
+                    "record {record}: {}",
+                    clean(&error.to_string())
+                ));
             }
         }
         malformed(message)
@@ -270,12 +290,19 @@ fn clean(message: &str) -> String {
 
 /// A GeoJSON `FeatureCollection` (or a single `Feature`): one record per feature with the
 /// feature's properties as columns and its geometry as a GeoJSON string column `geometry`.
-pub fn read_geojson(buffer: &[u8], declared: Option<SchemaRef>) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
+pub fn read_geojson(
+    buffer: &[u8],
+    declared: Option<SchemaRef>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
     if buffer.iter().all(u8::is_ascii_whitespace) {
         return Err(IngestError::EmptyBody);
     }
-    let bad = |message: String| IngestError::Malformed { format: "GeoJSON", message };
-    let document: serde_json::Value = serde_json::from_slice(buffer).map_err(|error| bad(error.to_string()))?;
+    let bad = |message: String| IngestError::Malformed {
+        format: "GeoJSON",
+        message,
+    };
+    let document: serde_json::Value =
+        serde_json::from_slice(buffer).map_err(|error| bad(error.to_string()))?;
     let features = match document.get("type").and_then(|t| t.as_str()) {
         Some("FeatureCollection") => document
             .get("features")
@@ -290,11 +317,23 @@ pub fn read_geojson(buffer: &[u8], declared: Option<SchemaRef>) -> Result<(Schem
         let mut record = match feature.get("properties") {
             Some(serde_json::Value::Object(properties)) => properties.clone(),
             Some(serde_json::Value::Null) | None => serde_json::Map::new(),
-            Some(_) => return Err(bad(format!("feature {}: `properties` must be an object", index + 1))),
+            Some(_) => {
+                return Err(bad(format!(
+                    "feature {}: `properties` must be an object",
+                    index + 1
+                )));
+            }
         };
-        let geometry = feature.get("geometry").cloned().unwrap_or(serde_json::Value::Null);
-        record.insert("geometry".to_string(), serde_json::Value::String(geometry.to_string()));
-        serde_json::to_writer(&mut lines, &record).map_err(|error| IngestError::Internal(error.to_string()))?;
+        let geometry = feature
+            .get("geometry")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        record.insert(
+            "geometry".to_string(),
+            serde_json::Value::String(geometry.to_string()),
+        );
+        serde_json::to_writer(&mut lines, &record)
+            .map_err(|error| IngestError::Internal(error.to_string()))?;
         lines.push(b'\n');
     }
     let mut reader = JsonReader::new(declared, false);

@@ -93,8 +93,8 @@ pub struct RecordsReader {
 }
 
 enum Inner {
-    Csv(csv::CsvReader),
-    Json(json::JsonReader),
+    Csv(Box<csv::CsvReader>),
+    Json(Box<json::JsonReader>),
     Buffered {
         format: MediaFormat,
         schema: Option<SchemaRef>,
@@ -106,9 +106,9 @@ impl RecordsReader {
     pub fn new(format: MediaFormat, read_step: &ReadStep) -> Result<Self, IngestError> {
         let schema = declared_schema(read_step)?;
         let inner = match format {
-            MediaFormat::Csv => Inner::Csv(csv::CsvReader::new(read_step, schema)?),
-            MediaFormat::NdJson => Inner::Json(json::JsonReader::new(schema, false)),
-            MediaFormat::Json => Inner::Json(json::JsonReader::new(schema, true)),
+            MediaFormat::Csv => Inner::Csv(Box::new(csv::CsvReader::new(read_step, schema)?)),
+            MediaFormat::NdJson => Inner::Json(Box::new(json::JsonReader::new(schema, false))),
+            MediaFormat::Json => Inner::Json(Box::new(json::JsonReader::new(schema, true))),
             MediaFormat::GeoJson | MediaFormat::Parquet => Inner::Buffered {
                 format,
                 schema,
@@ -144,14 +144,19 @@ impl RecordsReader {
     }
 }
 
-fn read_parquet(buffer: Vec<u8>, schema: Option<SchemaRef>) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
+fn read_parquet(
+    buffer: Vec<u8>,
+    schema: Option<SchemaRef>,
+) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
     let malformed = |error: parquet::errors::ParquetError| IngestError::Malformed {
         format: "Parquet",
         message: error.to_string(),
     };
-    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(buffer))
-        .map_err(malformed)?
-        .with_batch_size(BATCH_SIZE);
+    let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(buffer),
+    )
+    .map_err(malformed)?
+    .with_batch_size(BATCH_SIZE);
     let file_schema = builder.schema().clone();
     let batches = builder
         .build()
@@ -176,13 +181,19 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, I
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let column = batch.column_by_name(field.name()).ok_or_else(|| {
-            IngestError::BadValue(format!("column `{}` is missing from the input", field.name()))
+            IngestError::BadValue(format!(
+                "column `{}` is missing from the input",
+                field.name()
+            ))
         })?;
         let column = arrow::compute::cast(column, field.data_type()).map_err(|error| {
             IngestError::BadValue(format!("column `{}`: {error}", field.name()))
         })?;
         if !field.is_nullable() && column.null_count() > 0 {
-            return Err(IngestError::BadValue(format!("column `{}` must not contain nulls", field.name())));
+            return Err(IngestError::BadValue(format!(
+                "column `{}` must not contain nulls",
+                field.name()
+            )));
         }
         columns.push(column);
     }

@@ -49,29 +49,50 @@ impl Harness {
     pub async fn create(&self, manifest: &str) -> Dataset {
         let definition = weir_odf::manifest::parse_dataset_manifest(manifest).unwrap();
         let account: AccountName = "alice".parse().unwrap();
-        let (dataset, _) = self.store.create_dataset(&account, definition, Utc::now()).await.unwrap();
+        let (dataset, _) = self
+            .store
+            .create_dataset(&account, definition, Utc::now())
+            .await
+            .unwrap();
         dataset
     }
 
-    pub async fn push(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-        self.push_with(path, &[("content-type", content_type)], body).await
+    pub async fn push(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        self.push_with(path, &[("content-type", content_type)], body)
+            .await
     }
 
-    pub async fn push_with(&self, path: &str, headers: &[(&str, &str)], body: impl Into<reqwest::Body>) -> (u16, serde_json::Value) {
-        let mut request = self.client.post(format!("http://{}{}", self.address, path)).body(body);
+    pub async fn push_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .client
+            .post(format!("http://{}{}", self.address, path))
+            .body(body);
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("response is not JSON: {text}"));
+        let json =
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("response is not JSON: {text}"));
         (status, json)
     }
 
     pub async fn query(&self, dataset: &Dataset, sql: &str) -> Vec<RecordBatch> {
         let session = SessionContext::new();
-        let table = weir_dataset::table::dataset_table(&session, &self.store, dataset, None).await.unwrap();
+        let table = weir_dataset::table::dataset_table(&session, &self.store, dataset, None)
+            .await
+            .unwrap();
         session.register_table("t", table).unwrap();
         session.sql(sql).await.unwrap().collect().await.unwrap()
     }
@@ -79,7 +100,9 @@ impl Harness {
     /// Rows of a query rendered as text lines, for compact assertions.
     pub async fn rows(&self, dataset: &Dataset, sql: &str) -> Vec<String> {
         let batches = self.query(dataset, sql).await;
-        let text = arrow::util::pretty::pretty_format_batches(&batches).unwrap().to_string();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
         text.lines()
             .filter(|line| line.starts_with('|'))
             .skip(1)
