@@ -5,8 +5,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 fn resolved_graph() -> (BTreeMap<String, Vec<String>>, BTreeMap<String, String>) {
+    let platform = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--filter-platform",
+            &platform,
+        ])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .output()
         .expect("cargo metadata runs");
