@@ -140,6 +140,10 @@ impl Dataset {
         Ok(hash)
     }
 
+    pub async fn get_info(&self, name: &str) -> Result<Bytes, StorageError> {
+        self.store.get_bytes(&self.layout.info(name)).await
+    }
+
     pub async fn put_info(&self, name: &str, bytes: Bytes) -> Result<(), StorageError> {
         self.store
             .put_content_addressed(&self.layout.info(name), bytes)

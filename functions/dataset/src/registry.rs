@@ -58,6 +58,42 @@ impl DatasetStore {
             .map_err(|_| StorageError::InvalidHead { content: text })
     }
 
+    /// Every registered alias with its dataset id, sorted by account then name.
+    pub async fn list_aliases(&self) -> Result<Vec<(DatasetAlias, DatasetId)>, StorageError> {
+        use futures::TryStreamExt;
+        let prefix = self.root().clone().join(".aliases");
+        let objects: Vec<object_store::ObjectMeta> = self
+            .object_store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await?;
+        let mut aliases = Vec::with_capacity(objects.len());
+        for object in objects {
+            let parts: Vec<_> = object.location.parts().collect();
+            let [.., account, name] = parts.as_slice() else {
+                continue;
+            };
+            let (Ok(account), Ok(name)) = (
+                account.as_ref().parse::<AccountName>(),
+                name.as_ref().parse::<DatasetName>(),
+            ) else {
+                continue;
+            };
+            // The file holds the id; the alias as written lives in the dataset's info/alias.
+            let Some(id) = self.resolve_alias(&account, &name).await? else {
+                continue;
+            };
+            let written = match self.dataset(&id).get_info("alias").await {
+                Ok(bytes) => String::from_utf8_lossy(&bytes).parse::<DatasetAlias>().ok(),
+                Err(_) => None,
+            };
+            let alias = written.unwrap_or_else(|| DatasetAlias::new(Some(account), name));
+            aliases.push((alias, id));
+        }
+        aliases.sort_by_key(|(alias, _)| alias.to_string().to_ascii_lowercase());
+        Ok(aliases)
+    }
+
     /// Creates a dataset owned by `account` from a manifest: Seed plus the manifest's events,
     /// committed atomically, and the alias reserved exclusively.
     pub async fn create_dataset(

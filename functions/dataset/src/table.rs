@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use arrow::datatypes::SchemaRef;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::empty::EmptyTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
@@ -10,7 +11,7 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use weir_odf::{MetadataEvent, Multihash};
+use weir_odf::{MetadataBlock, MetadataEvent, Multihash};
 
 use crate::dataset::Dataset;
 use crate::error::CommitError;
@@ -29,6 +30,47 @@ pub enum TableError {
     DataFusion(#[from] DataFusionError),
 }
 
+/// What a table over a chain prefix needs: the schema and the data files, oldest first.
+/// Immutable for a given block hash, so it can be cached by it.
+#[derive(Debug, Clone)]
+pub struct TableSource {
+    pub block_hash: Option<Multihash>,
+    pub schema: SchemaRef,
+    pub files: Vec<Multihash>,
+    pub num_records: u64,
+}
+
+impl TableSource {
+    /// Builds the source from blocks given newest first (as `Dataset::blocks_from` returns).
+    pub fn from_blocks(blocks: &[(Multihash, MetadataBlock)]) -> Result<Self, TableError> {
+        let mut schema = None;
+        let mut files = Vec::new();
+        let mut num_records = 0;
+        for (_, block) in blocks.iter().rev() {
+            let slice = match &block.event {
+                MetadataEvent::SetDataSchema(event) => {
+                    schema = event.schema.clone();
+                    None
+                }
+                MetadataEvent::AddData(event) => event.new_data.as_ref(),
+                MetadataEvent::ExecuteTransform(event) => event.new_data.as_ref(),
+                _ => None,
+            };
+            if let Some(slice) = slice {
+                files.push(slice.physical_hash);
+                num_records += slice.offset_interval.len();
+            }
+        }
+        let schema = Arc::new(schema_to_arrow(&schema.ok_or(TableError::NoSchema)?)?);
+        Ok(Self {
+            block_hash: blocks.first().map(|(hash, _)| *hash),
+            schema,
+            files,
+            num_records,
+        })
+    }
+}
+
 /// Makes `store` readable by `session` (idempotent).
 pub fn register_store(session: &SessionContext, store: &DatasetStore) {
     if let Some(object_store) = store.datafusion_object_store() {
@@ -38,35 +80,18 @@ pub fn register_store(session: &SessionContext, store: &DatasetStore) {
     }
 }
 
-/// Table over the data slices of `dataset` up to `as_of` (or its current head), oldest first.
-/// Its schema is the last `SetDataSchema` of that chain prefix.
-pub async fn dataset_table(
-    session: &SessionContext,
+/// Table over the files of `source` in `dataset`. The store must be registered with the session
+/// that runs queries over it (`register_store`).
+pub fn table_from_source(
     store: &DatasetStore,
     dataset: &Dataset,
-    as_of: Option<&Multihash>,
+    source: &TableSource,
 ) -> Result<Arc<dyn TableProvider>, TableError> {
-    register_store(session, store);
-    let chain = dataset.load_chain(as_of).await?;
-    let mut schema = None;
-    let mut files = Vec::new();
-    for (_, block) in chain.blocks.iter().rev() {
-        match &block.event {
-            MetadataEvent::SetDataSchema(event) => schema = event.schema.clone(),
-            MetadataEvent::AddData(event) => {
-                files.extend(event.new_data.as_ref().map(|s| s.physical_hash))
-            }
-            MetadataEvent::ExecuteTransform(event) => {
-                files.extend(event.new_data.as_ref().map(|s| s.physical_hash))
-            }
-            _ => {}
-        }
+    if source.files.is_empty() {
+        return Ok(Arc::new(EmptyTable::new(source.schema.clone())));
     }
-    let schema = Arc::new(schema_to_arrow(&schema.ok_or(TableError::NoSchema)?)?);
-    if files.is_empty() {
-        return Ok(Arc::new(EmptyTable::new(schema)));
-    }
-    let urls = files
+    let urls = source
+        .files
         .iter()
         .map(|hash| {
             let key = dataset.layout().data(hash);
@@ -80,6 +105,20 @@ pub async fn dataset_table(
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
-        .with_schema(schema);
+        .with_schema(source.schema.clone());
     Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// Table over the data slices of `dataset` up to `as_of` (or its current head), oldest first.
+/// Its schema is the last `SetDataSchema` of that chain prefix.
+pub async fn dataset_table(
+    session: &SessionContext,
+    store: &DatasetStore,
+    dataset: &Dataset,
+    as_of: Option<&Multihash>,
+) -> Result<Arc<dyn TableProvider>, TableError> {
+    register_store(session, store);
+    let chain = dataset.load_chain(as_of).await?;
+    let source = TableSource::from_blocks(&chain.blocks)?;
+    table_from_source(store, dataset, &source)
 }

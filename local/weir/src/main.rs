@@ -14,6 +14,7 @@ const USAGE: &str = "usage: weir <command> [--data-dir DIR]
 
 commands:
   up                 prepare the data directory (the HTTP node is not implemented yet)
+  create <manifest>  create a dataset from a YAML manifest [--account NAME, default admin]
   datasets           list datasets in the data directory with their head block
   log <did>          print the metadata chain of a dataset as JSON, newest block first
   version            print the version";
@@ -22,6 +23,7 @@ struct Arguments {
     command: String,
     positional: Vec<String>,
     data_dir: PathBuf,
+    account: String,
 }
 
 fn parse_arguments() -> Result<Arguments, String> {
@@ -29,9 +31,11 @@ fn parse_arguments() -> Result<Arguments, String> {
     let mut command = None;
     let mut positional = Vec::new();
     let mut data_dir = PathBuf::from(".weir");
+    let mut account = "admin".to_string();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--data-dir" => data_dir = args.next().ok_or("--data-dir needs a value")?.into(),
+            "--account" => account = args.next().ok_or("--account needs a value")?,
             "-h" | "--help" => return Err(String::new()),
             _ if command.is_none() => command = Some(arg),
             _ => positional.push(arg),
@@ -41,6 +45,7 @@ fn parse_arguments() -> Result<Arguments, String> {
         command: command.ok_or("missing command")?,
         positional,
         data_dir,
+        account,
     })
 }
 
@@ -63,6 +68,25 @@ async fn run(arguments: Arguments) -> Result<(), String> {
             println!(
                 "weir up: the HTTP node (control plane, ingest, query) is not implemented yet"
             );
+        }
+        "create" => {
+            let path = arguments
+                .positional
+                .first()
+                .ok_or("create needs a manifest file")?;
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let definition = weir_odf::manifest::parse_dataset_manifest(&text)
+                .map_err(|e| format!("{path}: {e}"))?;
+            let account: weir_odf::AccountName = arguments
+                .account
+                .parse()
+                .map_err(|e: weir_odf::IdentityParseError| e.to_string())?;
+            let (dataset, result) = store()?
+                .create_dataset(&account, definition, chrono::Utc::now())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}\t{}", dataset.id(), result.new_head);
         }
         "datasets" => {
             let store = store()?;

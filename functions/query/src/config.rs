@@ -1,0 +1,39 @@
+//! Config of the query function (`/srv/query/service-config.yml`, `WEIR__...` overrides).
+
+use serde::Deserialize;
+use weir_dataset::StorageConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    pub storage: StorageConfig,
+    /// Account whose datasets bare table names (`"cities"`) refer to.
+    pub default_account: String,
+    /// Memory pool of one query; exceeding it fails the query with 400.
+    pub memory_limit_bytes: u64,
+    /// Wall-clock limit of one query; exceeding it answers 503.
+    pub timeout_seconds: u64,
+    /// Most rows one response may carry; more answers 400.
+    pub max_result_rows: u64,
+    /// Hex of the 32-byte Ed25519 seed signing query proofs. Generated at start when absent.
+    pub node_private_key: Option<String>,
+    /// Address of the FlightSQL endpoint; none when absent.
+    pub flightsql_listen: Option<String>,
+    /// DataFusion parallelism; defaults to the number of cores.
+    pub target_partitions: Option<usize>,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self {
+            storage: StorageConfig::default(),
+            default_account: "admin".to_string(),
+            memory_limit_bytes: 1 << 30,
+            timeout_seconds: 30,
+            max_result_rows: 1_000_000,
+            node_private_key: None,
+            flightsql_listen: None,
+            target_partitions: None,
+        }
+    }
+}

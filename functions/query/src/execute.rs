@@ -1,0 +1,193 @@
+//! Running one SQL query under the function's limits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use weir_odf::Multihash;
+
+use crate::catalog::{DatasetSchemaProvider, QueryCatalog, UsedDataset};
+use crate::config::QueryConfig;
+use crate::error::QueryError;
+
+pub struct QueryOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub datasets: Vec<UsedDataset>,
+}
+
+/// One query's instructions beyond its SQL.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    pub skip: Option<u64>,
+    pub limit: Option<u64>,
+    /// Datasets pinned to blocks, by lowercase alias (`account/name`).
+    pub pins: HashMap<String, Multihash>,
+    /// Single partition so that unordered results come out the same every time (proofs).
+    pub deterministic: bool,
+}
+
+pub struct QueryEngine {
+    pub catalog: Arc<QueryCatalog>,
+    pub config: QueryConfig,
+}
+
+impl QueryEngine {
+    /// A session whose default schema resolves dataset names, with the memory limit applied.
+    pub fn session(
+        &self,
+        options: &QueryOptions,
+    ) -> Result<(SessionContext, Arc<DatasetSchemaProvider>), QueryError> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.config.memory_limit_bytes as usize, 1.0)
+            .build_arc()
+            .map_err(|error| QueryError::Internal(error.to_string()))?;
+        let mut session_config = SessionConfig::new().with_information_schema(false);
+        if options.deterministic {
+            session_config = session_config.with_target_partitions(1);
+        } else if let Some(partitions) = self.config.target_partitions {
+            session_config = session_config.with_target_partitions(partitions);
+        }
+        let session = SessionContext::new_with_config_rt(session_config, runtime);
+        weir_dataset::table::register_store(&session, &self.catalog.store);
+        let provider = Arc::new(DatasetSchemaProvider::new(
+            self.catalog.clone(),
+            options.pins.clone(),
+            Vec::new(),
+        ));
+        let catalog = session
+            .catalog("datafusion")
+            .ok_or_else(|| QueryError::Internal("default catalog missing".to_string()))?;
+        catalog
+            .register_schema("public", provider.clone())
+            .map_err(|error| QueryError::Internal(error.to_string()))?;
+        Ok((session, provider))
+    }
+
+    fn engine_error(&self, error: datafusion::error::DataFusionError) -> QueryError {
+        QueryError::from_datafusion(error, self.config.memory_limit_bytes)
+    }
+
+    /// Plans `sql` (read-only) and returns a stream of its results.
+    pub async fn stream(
+        &self,
+        sql: &str,
+        options: &QueryOptions,
+    ) -> Result<(SendableRecordBatchStream, Arc<DatasetSchemaProvider>), QueryError> {
+        let (session, provider) = self.session(options)?;
+        ensure_query_statement(&session, sql).map_err(|error| with_position(error, sql))?;
+        let read_only = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let mut frame = session
+            .sql_with_options(sql, read_only)
+            .await
+            .map_err(|error| with_position(self.engine_error(error), sql))?;
+        if options.skip.is_some() || options.limit.is_some() {
+            frame = frame
+                .limit(
+                    options.skip.unwrap_or(0) as usize,
+                    options.limit.map(|l| l as usize),
+                )
+                .map_err(|error| self.engine_error(error))?;
+        }
+        let stream = frame
+            .execute_stream()
+            .await
+            .map_err(|error| self.engine_error(error))?;
+        Ok((stream, provider))
+    }
+
+    /// Runs `sql` to completion under the timeout and row limit.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        options: &QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        let timeout = Duration::from_secs(self.config.timeout_seconds);
+        let max_rows = self.config.max_result_rows;
+        let run = async {
+            let (mut stream, provider) = self.stream(sql, options).await?;
+            let schema = stream.schema();
+            let mut batches = Vec::new();
+            let mut rows = 0u64;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|error| self.engine_error(error))?;
+                rows += batch.num_rows() as u64;
+                if rows > max_rows {
+                    return Err(QueryError::TooManyRows { limit: max_rows });
+                }
+                batches.push(batch);
+            }
+            Ok(QueryOutput {
+                schema,
+                batches,
+                datasets: provider.used(),
+            })
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(QueryError::Timeout {
+                seconds: self.config.timeout_seconds,
+            }),
+        }
+    }
+}
+
+/// Parser errors at the end of input carry no position; point at the end of the query.
+fn with_position(error: QueryError, sql: &str) -> QueryError {
+    let QueryError::InvalidSql(message) = error else {
+        return error;
+    };
+    if message.contains("Line:") || !message.contains("EOF") {
+        return QueryError::InvalidSql(message);
+    }
+    let line = sql.lines().count().max(1);
+    let column = sql.lines().last().map_or(0, |last| last.chars().count()) + 1;
+    QueryError::InvalidSql(format!(
+        "{message} at end of query (Line: {line}, Column: {column})"
+    ))
+}
+
+/// Only `SELECT`-like statements (and `EXPLAIN` of them) are accepted, checked on the parsed
+/// statement before planning so a DDL/DML statement never reaches the planner.
+fn ensure_query_statement(session: &SessionContext, sql: &str) -> Result<(), QueryError> {
+    use datafusion::sql::parser::Statement;
+    use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+    let state = session.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let statement = state
+        .sql_to_statement(sql, &dialect)
+        .map_err(|error| QueryError::from_datafusion(error, 0))?;
+    match &statement {
+        Statement::Statement(inner) => match inner.as_ref() {
+            SqlStatement::Query(_) => Ok(()),
+            SqlStatement::Explain { statement, .. }
+                if matches!(statement.as_ref(), SqlStatement::Query(_)) =>
+            {
+                Ok(())
+            }
+            other => {
+                let kind = other
+                    .to_string()
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("statement")
+                    .to_ascii_uppercase();
+                Err(QueryError::NotReadOnly(format!(
+                    "{kind} statements are not allowed"
+                )))
+            }
+        },
+        _ => Err(QueryError::NotReadOnly(
+            "only SELECT queries are allowed".to_string(),
+        )),
+    }
+}

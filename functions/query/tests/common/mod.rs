@@ -1,0 +1,162 @@
+//! Test harness: a store with datasets pushed through the ingest function, and the query
+//! function served over real HTTP on loopback.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use weir_dataset::DatasetStore;
+use weir_ingest::read::MediaFormat;
+use weir_ingest::{IngestConfig, IngestContext, IngestRequest};
+use weir_query::{QueryConfig, QueryContext};
+
+pub struct Harness {
+    pub store: DatasetStore,
+    pub context: Arc<QueryContext>,
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    ingest: IngestContext,
+    _dir: tempfile::TempDir,
+}
+
+pub const CITIES: &str = "kind: DatasetSnapshot
+version: 1
+content:
+  name: cities
+  kind: Root
+  metadata:
+    - kind: AddPushSource
+      sourceName: default
+      read:
+        kind: NdJson
+        schema:
+          fields:
+            - {name: event_time, type: Timestamp}
+            - {name: city, type: String}
+            - {name: population, type: Int64}
+      merge:
+        kind: Append
+    - kind: SetInfo
+      description: City populations
+      keywords: [census]
+    - kind: SetLicense
+      shortName: CC0
+      name: Public Domain Dedication
+      websiteUrl: https://creativecommons.org/publicdomain/zero/1.0/
+";
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut QueryConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DatasetStore::local_fs(dir.path()).unwrap();
+        let mut config = QueryConfig {
+            default_account: "alice".to_string(),
+            node_private_key: Some("11".repeat(32)),
+            ..Default::default()
+        };
+        adjust(&mut config);
+        config.storage = weir_dataset::StorageConfig::LocalFs {
+            root_dir: dir.path().to_path_buf(),
+        };
+        let context = weir_query::build_context(config).unwrap();
+        let router = weir_query::router(context.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let ingest = IngestContext {
+            store: store.clone(),
+            config: IngestConfig::default(),
+        };
+        Self {
+            store,
+            context,
+            address,
+            client: reqwest::Client::new(),
+            ingest,
+            _dir: dir,
+        }
+    }
+
+    pub async fn create(&self, account: &str, manifest: &str) {
+        let definition = weir_odf::manifest::parse_dataset_manifest(manifest).unwrap();
+        self.store
+            .create_dataset(&account.parse().unwrap(), definition, Utc::now())
+            .await
+            .unwrap();
+    }
+
+    /// Pushes NDJSON records and returns the new head.
+    pub async fn push(&self, account: &str, dataset: &str, ndjson: &str) -> String {
+        let request = IngestRequest {
+            account: account.to_string(),
+            dataset: dataset.to_string(),
+            source_name: None,
+            format: MediaFormat::NdJson,
+            event_time: None,
+            idempotency_key: None,
+        };
+        let body = futures::stream::once({
+            let bytes = Bytes::from(ndjson.to_string());
+            async move { Ok(bytes) }
+        });
+        let response = self.ingest.ingest(request, body).await.unwrap();
+        response.new_head.unwrap().to_string()
+    }
+
+    pub async fn with_cities() -> Self {
+        let harness = Self::start().await;
+        harness.create("alice", CITIES).await;
+        harness
+            .push(
+                "alice",
+                "cities",
+                "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}\n{\"event_time\": \"2024-01-02T00:00:00Z\", \"city\": \"B\", \"population\": 20}",
+            )
+            .await;
+        harness
+            .push(
+                "alice",
+                "cities",
+                "{\"event_time\": \"2024-01-03T00:00:00Z\", \"city\": \"C\", \"population\": 30}",
+            )
+            .await;
+        harness
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.client.get(self.url(path)).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+        )
+    }
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Push-ingest benchmark: a seeded 1,000,000-row events file (NDJSON and CSV, 10 columns) is
+# pushed through the HTTP path of the real weir-ingest binary (perf profile), and in the same run
+# converted to Parquet by DuckDB and by pyarrow on the same cores. Prints a markdown table of
+# wall time, rows/s, ratio to DuckDB and peak RSS. Not part of the test suite.
+#
+#   tests/bench/ingest.sh [ROWS]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROWS=${1:-1000000}
+WORK=${WEIR_BENCH_DIR:-/tmp/weir-bench}
+mkdir -p "$WORK"
+
+python3 -m pip install -q --disable-pip-version-check duckdb pyarrow >/dev/null
+if [ ! -f "$WORK/events-$ROWS.ndjson" ]; then
+  python3 tests/bench/generate.py --rows "$ROWS" --out "$WORK/events-$ROWS"
+fi
+if command -v mold >/dev/null 2>&1; then export RUSTFLAGS="-C link-arg=-fuse-ld=mold"; fi
+cargo build -q --profile perf -p weir-ingest -p weir-local
+BIN=target/perf
+
+cat >"$WORK/manifest.yaml" <<'YAML'
+kind: DatasetSnapshot
+version: 1
+content:
+  name: events
+  kind: Root
+  metadata:
+    - kind: AddPushSource
+      sourceName: default
+      read:
+        kind: Csv
+        header: true
+        schema:
+          fields:
+            - {name: event_time, type: Timestamp}
+            - {name: id, type: Int64}
+            - {name: user_id, type: Int64}
+            - {name: amount, type: Float64}
+            - {name: score, type: Float64}
+            - {name: country, type: String}
+            - {name: device, type: String}
+            - {name: session, type: String}
+            - {name: created_at, type: Timestamp}
+            - {name: flag, type: Int64}
+      merge:
+        kind: Append
+YAML
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# weir FORMAT CONTENT_TYPE -> "seconds peak_rss_kib"
+weir() {
+  local file=$1 content_type=$2 data port pid start end
+  data=$(mktemp -d "$WORK/data.XXXX")
+  "$BIN/weir" create "$WORK/manifest.yaml" --data-dir "$data" --account bench >/dev/null
+  port=$(free_port)
+  PORT=$port WEIR_LISTEN_HOST=127.0.0.1 WEIR__STORAGE__KIND=local_fs WEIR__STORAGE__ROOT_DIR="$data/datasets" \
+    WEIR_CONFIG_PATH=/dev/null RUST_LOG=warn "$BIN/weir-ingest" &
+  pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  start=$(date +%s.%N)
+  curl -sf -X POST -H "content-type: $content_type" --data-binary "@$file" \
+    "http://127.0.0.1:$port/bench/events/ingest" >"$WORK/response.json"
+  end=$(date +%s.%N)
+  local rss
+  rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+  kill -TERM "$pid"; wait "$pid" || true
+  grep -q "\"numRecords\":$ROWS" "$WORK/response.json" || { echo "unexpected response: $(cat "$WORK/response.json")" >&2; exit 1; }
+  rm -rf "$data"
+  echo "$(echo "$end - $start" | bc) $rss"
+}
+
+# python_tool SCRIPT -> "seconds peak_rss_kib"
+python_tool() {
+  local script=$1 output
+  output=$( { /usr/bin/time -f "%e %M" python3 -c "$script" >/dev/null; } 2>&1 | tail -n1)
+  echo "$output"
+}
+
+duckdb_script() { # FILE READER
+  echo "import duckdb; duckdb.execute(\"COPY (SELECT * FROM $2('$1')) TO '$WORK/duckdb.parquet' (FORMAT parquet)\")"
+}
+pyarrow_script() { # FILE MODULE
+  echo "import pyarrow.$2 as r, pyarrow.parquet as pq; pq.write_table(r.read_$2('$1'), '$WORK/pyarrow.parquet')"
+}
+
+printf '| input | tool | wall s | rows/s | ratio to DuckDB | peak RSS MiB | input MiB |\n|---|---|---|---|---|---|---|\n'
+for format in ndjson csv; do
+  file="$WORK/events-$ROWS.$format"
+  size_mib=$(( $(stat -c %s "$file") / 1048576 ))
+  if [ "$format" = ndjson ]; then
+    content_type=application/x-ndjson; reader=read_json; module=json
+    sed -i 's/kind: Csv/kind: NdJson/; /header: true/d' "$WORK/manifest.yaml"
+  else
+    content_type=text/csv; reader=read_csv; module=csv
+  fi
+  read -r duck_s duck_rss <<<"$(python_tool "$(duckdb_script "$file" "$reader")")"
+  read -r weir_s weir_rss <<<"$(weir "$file" "$content_type")"
+  read -r pa_s pa_rss <<<"$(python_tool "$(pyarrow_script "$file" "$module")")"
+  for row in "weir $weir_s $weir_rss" "duckdb $duck_s $duck_rss" "pyarrow $pa_s $pa_rss"; do
+    read -r tool secs rss <<<"$row"
+    printf '| %s | %s | %.2f | %.0f | %.2f | %d | %d |\n' "$format" "$tool" "$secs" \
+      "$(echo "$ROWS / $secs" | bc -l)" "$(echo "$secs / $duck_s" | bc -l)" "$((rss / 1024))" "$size_mib"
+  done
+  if [ "$format" = ndjson ]; then
+    sed -i 's/kind: NdJson/kind: Csv\n        header: true/' "$WORK/manifest.yaml"
+  fi
+done
