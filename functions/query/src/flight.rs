@@ -137,9 +137,16 @@ impl FlightSqlService for WeirFlightSql {
         let encoded = header
             .strip_prefix("Basic ")
             .ok_or_else(|| Status::unauthenticated("handshake expects basic authentication"))?;
-        let decoded = base64::prelude::BASE64_STANDARD
-            .decode(encoded.trim())
-            .map_err(|_| Status::unauthenticated("basic credentials are not base64"))?;
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient.decode(encoded.trim()).map_err(|error| {
+            Status::unauthenticated(format!(
+                "basic credentials `{encoded}` are not base64: {error}"
+            ))
+        })?;
         let credentials = String::from_utf8(decoded)
             .map_err(|_| Status::unauthenticated("credentials are not UTF-8"))?;
         let (user, password) = credentials
@@ -222,7 +229,7 @@ impl FlightSqlService for WeirFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         self.authorize(&request)?;
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info_for(
             request.into_inner(),
             &schema,
