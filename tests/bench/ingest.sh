@@ -15,8 +15,11 @@ python3 -m pip install -q --disable-pip-version-check duckdb pyarrow >/dev/null
 if [ ! -f "$WORK/events-$ROWS.ndjson" ]; then
   python3 tests/bench/generate.py --rows "$ROWS" --out "$WORK/events-$ROWS"
 fi
+# Same flags as ./local/test so the two share nothing but also rebuild nothing twice.
 if command -v mold >/dev/null 2>&1; then export RUSTFLAGS="-C link-arg=-fuse-ld=mold"; fi
-cargo build -q --profile perf -p weir-ingest -p weir-local
+if [ -z "${WEIR_BENCH_SKIP_BUILD:-}" ]; then
+  cargo build -q --profile perf -p weir-ingest -p weir-local
+fi
 BIN=target/perf
 
 cat >"$WORK/manifest.yaml" <<'YAML'
@@ -88,7 +91,7 @@ pyarrow_script() { # FILE MODULE
 printf '| input | tool | wall s | rows/s | ratio to DuckDB | peak RSS MiB | input MiB |\n|---|---|---|---|---|---|---|\n'
 for format in ndjson csv; do
   file="$WORK/events-$ROWS.$format"
-  size_mib=$(( $(stat -c %s "$file") / 1048576 ))
+  size_mib=$(( $(stat -L -c %s "$file") / 1048576 ))
   if [ "$format" = ndjson ]; then
     content_type=application/x-ndjson; reader=read_json; module=json
     sed -i 's/kind: Csv/kind: NdJson/; /header: true/d' "$WORK/manifest.yaml"

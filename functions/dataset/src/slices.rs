@@ -162,8 +162,14 @@ pub fn prepare_slice(
         .max()
         .and_then(DateTime::<Utc>::from_timestamp_millis);
 
-    let logical_hash = logical_hash(&schema, &output);
-    let bytes = write_parquet(&schema, &output)?;
+    // The logical hash and the Parquet encoding read the same batches: run them side by side.
+    let (logical_hash, bytes) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| logical_hash(&schema, &output));
+        let bytes = write_parquet(&schema, &output);
+        (hashing.join(), bytes)
+    });
+    let logical_hash = logical_hash.map_err(|_| SliceError::Schema("logical hashing panicked".to_string()))?;
+    let bytes = bytes?;
     let physical_hash = Multihash::sha3_256(&bytes);
     Ok(Some(PreparedSlice {
         bytes,
