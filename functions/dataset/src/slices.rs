@@ -168,7 +168,8 @@ pub fn prepare_slice(
         let bytes = write_parquet(&schema, &output);
         (hashing.join(), bytes)
     });
-    let logical_hash = logical_hash.map_err(|_| SliceError::Schema("logical hashing panicked".to_string()))?;
+    let logical_hash =
+        logical_hash.map_err(|_| SliceError::Schema("logical hashing panicked".to_string()))?;
     let bytes = bytes?;
     let physical_hash = Multihash::sha3_256(&bytes);
     Ok(Some(PreparedSlice {
