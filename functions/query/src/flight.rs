@@ -17,7 +17,7 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, Ticket,
 };
 use base64::Engine;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -367,9 +367,4 @@ fn tokio_stream_from(
         let accepted = listener.accept().await.map(|(stream, _)| stream);
         Some((accepted, listener))
     })
-}
-
-#[allow(dead_code)]
-fn assert_stream_is_send(stream: DoGetStream) -> impl Stream + Send {
-    stream.boxed()
 }

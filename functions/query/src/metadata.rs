@@ -21,7 +21,6 @@ pub async fn dataset_metadata(dataset: &Dataset, alias: &str) -> Result<Value, Q
     let mut vocab = Value::Null;
     let mut num_records = 0u64;
     for (_, block) in chain.blocks.iter().rev() {
-        let to_json = |value: &dyn erased::ToJson| value.to_json();
         match &block.event {
             MetadataEvent::SetDataSchema(event) => schema = to_json(&event.schema),
             MetadataEvent::AddPushSource(event) => {
@@ -92,14 +91,6 @@ pub async fn dataset_metadata(dataset: &Dataset, alias: &str) -> Result<Value, Q
     }))
 }
 
-mod erased {
-    pub trait ToJson {
-        fn to_json(&self) -> serde_json::Value;
-    }
-
-    impl<T: serde::Serialize> ToJson for T {
-        fn to_json(&self) -> serde_json::Value {
-            serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
-        }
-    }
+fn to_json(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }

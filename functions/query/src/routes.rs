@@ -176,7 +176,8 @@ async fn tail(
     let Query(parameters) =
         parameters.map_err(|error| QueryError::InvalidRequest(error.body_text()))?;
     resolve(&context, &account, &dataset).await?;
-    let table = format!("\"{account}/{dataset}\"").replace('\0', "");
+    // Account and dataset names were validated by `resolve`: letters, digits, `-` and `.` only.
+    let table = format!("\"{account}/{dataset}\"");
     let mut request = QueryRequest::simple(format!(
         "SELECT * FROM (SELECT * FROM {table} ORDER BY \"offset\" DESC LIMIT {}) ORDER BY \"offset\"",
         parameters.limit
@@ -244,38 +245,47 @@ async fn head_ref(
         .into_response())
 }
 
+/// Which content-addressed object of the simple transfer protocol is asked for.
+#[derive(Clone, Copy)]
+enum ObjectKind {
+    Block,
+    Data,
+    Checkpoint,
+}
+
+async fn object(
+    context: &QueryContext,
+    (account, dataset, hash): (String, String, String),
+    kind: ObjectKind,
+) -> Result<Response, ApiError> {
+    let dataset = resolve(context, &account, &dataset).await?;
+    let hash = parse_hash(&hash)?;
+    let bytes = match kind {
+        ObjectKind::Block => dataset.get_block_bytes(&hash).await,
+        ObjectKind::Data => dataset.get_data(&hash).await,
+        ObjectKind::Checkpoint => dataset.get_checkpoint(&hash).await,
+    }
+    .map_err(storage_error)?;
+    Ok(binary("application/octet-stream", bytes))
+}
+
 async fn block(
     State(context): State<Arc<QueryContext>>,
-    Path((account, dataset, hash)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &account, &dataset).await?;
-    let bytes = dataset
-        .get_block_bytes(&parse_hash(&hash)?)
-        .await
-        .map_err(storage_error)?;
-    Ok(binary("application/octet-stream", bytes))
+    object(&context, path, ObjectKind::Block).await
 }
 
 async fn data(
     State(context): State<Arc<QueryContext>>,
-    Path((account, dataset, hash)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &account, &dataset).await?;
-    let bytes = dataset
-        .get_data(&parse_hash(&hash)?)
-        .await
-        .map_err(storage_error)?;
-    Ok(binary("application/octet-stream", bytes))
+    object(&context, path, ObjectKind::Data).await
 }
 
 async fn checkpoint(
     State(context): State<Arc<QueryContext>>,
-    Path((account, dataset, hash)): Path<(String, String, String)>,
+    Path(path): Path<(String, String, String)>,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &account, &dataset).await?;
-    let bytes = dataset
-        .get_checkpoint(&parse_hash(&hash)?)
-        .await
-        .map_err(storage_error)?;
-    Ok(binary("application/octet-stream", bytes))
+    object(&context, path, ObjectKind::Checkpoint).await
 }
