@@ -169,3 +169,80 @@ impl DatasetStore {
         Ok((dataset, result))
     }
 }
+
+impl DatasetStore {
+    /// Moves the alias of `id` from `account/old_name` to `account/new_name`: the new name is
+    /// reserved exclusively first, so a taken name leaves everything as it was.
+    pub async fn rename_alias(
+        &self,
+        id: &DatasetId,
+        account: &AccountName,
+        old_name: &DatasetName,
+        new_name: &DatasetName,
+    ) -> Result<(), CreateDatasetError> {
+        let new_alias = DatasetAlias::new(Some(account.clone()), new_name.clone());
+        let old_key = alias_key(self, account, old_name);
+        let new_key = alias_key(self, account, new_name);
+        if old_key != new_key {
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..Default::default()
+            };
+            let payload = PutPayload::from(Bytes::from(id.to_did_string()));
+            match self.object_store().put_opts(&new_key, payload, options).await {
+                Ok(_) => {}
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {
+                    return Err(CreateDatasetError::NameTaken { alias: new_alias });
+                }
+                Err(error) => return Err(StorageError::from(error).into()),
+            }
+        }
+        self.dataset(id)
+            .put_info("alias", Bytes::from(new_alias.to_string()))
+            .await?;
+        if old_key != new_key {
+            match self.object_store().delete(&old_key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(StorageError::from(error).into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the alias `account/name` and every object of dataset `id`. The alias goes first,
+    /// so a half-finished delete leaves an unreachable dataset, never a dangling name.
+    pub async fn delete_dataset(
+        &self,
+        id: &DatasetId,
+        account: &AccountName,
+        name: &DatasetName,
+    ) -> Result<(), StorageError> {
+        use futures::TryStreamExt;
+        let key = alias_key(self, account, name);
+        match self.object_store().delete(&key).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        let prefix = self.dataset(id).layout().prefix().clone();
+        let objects: Vec<object_store::ObjectMeta> = self
+            .object_store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await?;
+        // The head goes first so readers stop seeing the dataset before its blocks vanish.
+        let head = self.dataset(id).layout().head();
+        match self.object_store().delete(&head).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => return Err(error.into()),
+        }
+        for object in objects {
+            match self.object_store().delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        tracing::info!(dataset_id = %id, "deleted dataset");
+        Ok(())
+    }
+}

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidInput,
+    Unauthenticated,
     NotFound,
     Forbidden,
     Conflict,
@@ -21,6 +22,7 @@ impl ErrorKind {
     pub fn status(self) -> StatusCode {
         match self {
             Self::InvalidInput => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Conflict => StatusCode::CONFLICT,
@@ -34,6 +36,7 @@ impl ErrorKind {
     pub fn code(self) -> &'static str {
         match self {
             Self::InvalidInput => "invalid_input",
+            Self::Unauthenticated => "unauthenticated",
             Self::NotFound => "not_found",
             Self::Forbidden => "forbidden",
             Self::Conflict => "conflict",
@@ -66,6 +69,18 @@ impl ApiError {
 
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthenticated, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {

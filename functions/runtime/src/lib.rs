@@ -7,11 +7,15 @@
 //!
 //! It must not depend on dataset storage or any particular function: functions depend on it.
 
+pub mod access;
 pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod server;
 
+pub use access::{
+    AccessDecision, AccessPolicy, Caller, CommitNotifier, DatasetAction, OpenAccess,
+};
 pub use config::{ConfigError, load_config};
 pub use error::{ApiError, ErrorKind};
 pub use server::{run_function, serve_http};

@@ -1,0 +1,66 @@
+//! A small migration runner: each migration runs in its own transaction together with the row
+//! recording it, so a replica that loses the race to apply it rolls back and moves on.
+
+use sqlx::AnyPool;
+
+use super::Backend;
+use crate::error::{MetastoreError, MetastoreResult};
+
+struct Migration {
+    version: i64,
+    postgres: &'static str,
+    sqlite: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
+    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+}];
+
+pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS weir_schema_migrations \
+         (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    for migration in MIGRATIONS {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM weir_schema_migrations WHERE version = $1")
+                .bind(migration.version)
+                .fetch_optional(pool)
+                .await?;
+        if applied.is_some() {
+            continue;
+        }
+        let mut transaction = pool.begin().await?;
+        let recorded = sqlx::query(
+            "INSERT INTO weir_schema_migrations (version, applied_at) VALUES ($1, $2) \
+             ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(migration.version)
+        .bind(super::now_millis())
+        .execute(&mut *transaction)
+        .await?;
+        if recorded.rows_affected() == 0 {
+            continue;
+        }
+        let sql = match backend {
+            Backend::Postgres => migration.postgres,
+            Backend::Sqlite => migration.sqlite,
+        };
+        sqlx::raw_sql(sql)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| {
+                MetastoreError::Internal(format!(
+                    "migration {} failed: {error}",
+                    migration.version
+                ))
+            })?;
+        transaction.commit().await?;
+        tracing::info!(version = migration.version, "applied metastore migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! REST API of the control plane, documented at `/openapi.json`. Handlers only translate HTTP
+//! to service calls.
+
+mod accounts;
+mod datasets;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use serde::Serialize;
+use utoipa::OpenApi;
+use weir_function_runtime::{ApiError, Caller};
+
+use crate::indexer::IndexReport;
+use crate::node::ControlPlane;
+
+pub type AppState = State<Arc<ControlPlane>>;
+
+pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let authorization = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    Ok(control_plane.accounts.authenticate(authorization).await?)
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Weir control plane", description = "Datasets, accounts, tokens, roles and lineage of a Weir node."),
+    paths(
+        accounts::login, accounts::create_account, accounts::list_accounts, accounts::me,
+        accounts::add_member, accounts::create_token, accounts::list_tokens, accounts::revoke_token,
+        datasets::create_dataset, datasets::list_datasets, datasets::get_dataset,
+        datasets::delete_dataset, datasets::rename_dataset, datasets::set_visibility,
+        datasets::list_roles, datasets::set_role, datasets::remove_role, datasets::lineage,
+        datasets::blocks, reindex, leader,
+    ),
+    components(schemas(
+        crate::services::accounts::CreateAccountRequest, crate::services::accounts::LoginResponse,
+        crate::services::accounts::CreatedToken, crate::services::datasets::DatasetView,
+        crate::services::datasets::Lineage, crate::services::datasets::RoleView, IndexReport,
+        LeaderView,
+    )),
+    tags((name = "datasets"), (name = "accounts"), (name = "admin"))
+)]
+pub struct ApiDoc;
+
+pub fn router(control_plane: Arc<ControlPlane>) -> Router {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .route("/admin/reindex", post(reindex))
+        .route("/leader", get(leader))
+        .merge(accounts::routes())
+        .merge(datasets::routes())
+        .merge(crate::graphql::routes())
+        .with_state(control_plane)
+}
+
+/// Rebuilds the index from storage (administrators only).
+#[utoipa::path(post, path = "/admin/reindex", tag = "admin",
+    responses((status = 200, body = IndexReport), (status = 403, description = "not an administrator")))]
+async fn reindex(
+    State(control_plane): AppState,
+    headers: HeaderMap,
+) -> Result<Json<IndexReport>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    if !caller.is_admin {
+        return Err(ApiError::forbidden("reindexing needs an administrator token"));
+    }
+    Ok(Json(control_plane.indexer.index_all().await?))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderView {
+    instance_id: String,
+    leader: bool,
+}
+
+/// Whether this replica currently runs the singleton loops.
+#[utoipa::path(get, path = "/leader", tag = "admin", responses((status = 200, body = LeaderView)))]
+async fn leader(State(control_plane): AppState) -> Json<LeaderView> {
+    Json(LeaderView {
+        instance_id: control_plane.leadership.instance_id.clone(),
+        leader: control_plane.leadership.is_leader(),
+    })
+}

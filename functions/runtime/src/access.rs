@@ -1,0 +1,80 @@
+//! What a function asks of the platform around it: who is calling (`AccessPolicy::authenticate`),
+//! what they may do with a dataset (`AccessPolicy::decide`), and whom to tell about a new block
+//! (`CommitNotifier`). The control plane implements both; a function run without one uses
+//! `OpenAccess` (everyone may do everything: development only) and no notifier.
+//!
+//! Dataset ids are passed as DID strings so this crate stays free of ODF types.
+
+use async_trait::async_trait;
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DatasetAction {
+    Read,
+    Write,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// `None` for anonymous callers.
+    pub account_id: Option<String>,
+    pub account_name: Option<String>,
+    pub is_admin: bool,
+}
+
+impl Caller {
+    pub fn anonymous() -> Self {
+        Self::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessDecision {
+    Allowed,
+    /// The caller may see the dataset but not do this (403).
+    Forbidden,
+    /// The caller may not even know the dataset exists (answer 404).
+    Hidden,
+}
+
+#[async_trait]
+pub trait AccessPolicy: Send + Sync {
+    /// The caller behind an `Authorization` header value (`Bearer <token>`); no header means
+    /// anonymous, a bad or revoked token is an `Unauthenticated` error.
+    async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError>;
+
+    async fn decide(
+        &self,
+        caller: &Caller,
+        dataset_id: &str,
+        action: DatasetAction,
+    ) -> Result<AccessDecision, ApiError>;
+}
+
+/// Everyone may do everything. For a function run alone during development or in tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenAccess;
+
+#[async_trait]
+impl AccessPolicy for OpenAccess {
+    async fn authenticate(&self, _authorization: Option<&str>) -> Result<Caller, ApiError> {
+        Ok(Caller::anonymous())
+    }
+
+    async fn decide(
+        &self,
+        _caller: &Caller,
+        _dataset_id: &str,
+        _action: DatasetAction,
+    ) -> Result<AccessDecision, ApiError> {
+        Ok(AccessDecision::Allowed)
+    }
+}
+
+#[async_trait]
+pub trait CommitNotifier: Send + Sync {
+    /// Called after a block became a dataset's head. Best effort: the control plane's repair
+    /// loop finds commits whose notification was lost.
+    async fn block_committed(&self, dataset_id: &str, block_hash: &str, sequence_number: u64);
+}
