@@ -5,7 +5,11 @@ use serde::{Deserialize, Serialize};
 
 /// What happened. Serialized with a `type` tag in kebab-case, which is also the subject token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "kebab-case",
+    rename_all_fields = "camelCase"
+)]
 pub enum WeirEvent {
     DatasetCreated {
         dataset_id: String,
@@ -83,7 +87,9 @@ impl EventEnvelope {
     pub fn new(source: &str, correlation_id: Option<&str>, event: WeirEvent) -> Self {
         let id = uuid::Uuid::new_v4().to_string();
         Self {
-            correlation_id: correlation_id.map(str::to_string).unwrap_or_else(|| id.clone()),
+            correlation_id: correlation_id
+                .map(str::to_string)
+                .unwrap_or_else(|| id.clone()),
             id,
             timestamp: Utc::now(),
             source: source.to_string(),
@@ -158,10 +164,22 @@ mod tests {
     #[test]
     fn filters_match_like_nats() {
         assert!(subject_matches("weir.v1.>", "weir.v1.dataset.created.x"));
-        assert!(subject_matches("weir.v1.dataset.*.x", "weir.v1.dataset.created.x"));
-        assert!(!subject_matches("weir.v1.dataset.*", "weir.v1.dataset.created.x"));
-        assert!(!subject_matches("weir.v1.account.>", "weir.v1.dataset.created.x"));
-        assert!(!subject_matches("weir.v1.dataset.created.x.y", "weir.v1.dataset.created.x"));
+        assert!(subject_matches(
+            "weir.v1.dataset.*.x",
+            "weir.v1.dataset.created.x"
+        ));
+        assert!(!subject_matches(
+            "weir.v1.dataset.*",
+            "weir.v1.dataset.created.x"
+        ));
+        assert!(!subject_matches(
+            "weir.v1.account.>",
+            "weir.v1.dataset.created.x"
+        ));
+        assert!(!subject_matches(
+            "weir.v1.dataset.created.x.y",
+            "weir.v1.dataset.created.x"
+        ));
         assert!(subject_matches("a.b", "a.b"));
     }
 }

@@ -56,7 +56,9 @@ impl EventBus for InProcessEventBus {
                 Ok((subject, envelope)) => {
                     subject_matches(&filter, &subject).then_some(Ok(envelope))
                 }
-                Err(BroadcastStreamRecvError::Lagged(missed)) => Some(Err(BusError::Lagged(missed))),
+                Err(BroadcastStreamRecvError::Lagged(missed)) => {
+                    Some(Err(BusError::Lagged(missed)))
+                }
             };
             std::future::ready(item)
         });

@@ -29,7 +29,11 @@ impl NatsEventBus {
             "{}_EVENTS",
             prefix
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .map(|c| if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                })
                 .collect::<String>()
         );
         jetstream
@@ -110,13 +114,15 @@ impl EventBus for NatsEventBus {
         let messages = consumer.messages().await.map_err(unavailable)?;
         let events = messages.then(|message| async move {
             let message = message.map_err(unavailable)?;
-            let decoded = EventEnvelope::from_json(&message.payload).map_err(|error| {
-                BusError::Malformed {
+            let decoded =
+                EventEnvelope::from_json(&message.payload).map_err(|error| BusError::Malformed {
                     subject: message.subject.to_string(),
                     message: error.to_string(),
-                }
-            });
-            message.ack().await.map_err(|error| BusError::Internal(error.to_string()))?;
+                });
+            message
+                .ack()
+                .await
+                .map_err(|error| BusError::Internal(error.to_string()))?;
             decoded
         });
         Ok(Box::pin(events))

@@ -31,8 +31,8 @@ fn in_process() -> Bus {
 }
 
 async fn nats() -> Bus {
-    let url = std::env::var("WEIR_TEST_NATS_URL")
-        .unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
+    let url =
+        std::env::var("WEIR_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
     let prefix = format!("weirtest{}", uuid::Uuid::new_v4().simple());
     let bus = NatsEventBus::connect(&url, &prefix)
         .await
@@ -137,7 +137,11 @@ async fn fans_out_to_every_subscriber(bus: Bus) {
 #[tokio::test]
 async fn nats_durable_consumer_resumes_and_deduplicates() {
     let bus = nats().await;
-    let mut stream = bus.bus.subscribe(Some("indexer"), "dataset.>").await.unwrap();
+    let mut stream = bus
+        .bus
+        .subscribe(Some("indexer"), "dataset.>")
+        .await
+        .unwrap();
     let first = committed("d", 0);
     bus.bus.publish(&first).await.unwrap();
     assert_eq!(next(&mut stream).await, first);
@@ -150,7 +154,11 @@ async fn nats_durable_consumer_resumes_and_deduplicates() {
     bus.bus.publish(&second).await.unwrap();
     bus.bus.publish(&third).await.unwrap();
 
-    let mut resumed = bus.bus.subscribe(Some("indexer"), "dataset.>").await.unwrap();
+    let mut resumed = bus
+        .bus
+        .subscribe(Some("indexer"), "dataset.>")
+        .await
+        .unwrap();
     assert_eq!(next(&mut resumed).await, second);
     assert_eq!(next(&mut resumed).await, third);
     nothing_more(&mut resumed).await;

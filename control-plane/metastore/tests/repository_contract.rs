@@ -120,11 +120,20 @@ async fn migrations_are_idempotent(backend: Backend) {
 async fn accounts(backend: Backend) {
     let metastore = &backend.metastore;
     let alice = with_owner(metastore).await;
-    assert_eq!(metastore.account_by_name("alice").await.unwrap(), Some(alice.clone()));
-    assert_eq!(metastore.account_by_name("ALICE").await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        metastore.account_by_name("alice").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        metastore.account_by_name("ALICE").await.unwrap(),
+        Some(alice.clone())
+    );
     assert_eq!(metastore.account_by_name("bob").await.unwrap(), None);
     let duplicate = metastore.create_account(user("acc-other", "aLiCe")).await;
-    assert!(matches!(duplicate, Err(MetastoreError::Conflict(_))), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(MetastoreError::Conflict(_))),
+        "{duplicate:?}"
+    );
     assert_eq!(
         metastore.password_hash(&alice.id).await.unwrap().as_deref(),
         Some("hash-of-Alice")
@@ -137,7 +146,10 @@ async fn accounts(backend: Backend) {
     assert_eq!(metastore.password_hash("acc-org").await.unwrap(), None);
     metastore.add_member("acc-org", &alice.id).await.unwrap();
     metastore.add_member("acc-org", &alice.id).await.unwrap();
-    assert_eq!(metastore.organizations_of(&alice.id).await.unwrap(), vec!["acc-org"]);
+    assert_eq!(
+        metastore.organizations_of(&alice.id).await.unwrap(),
+        vec!["acc-org"]
+    );
 
     let names: Vec<String> = metastore
         .list_accounts()
@@ -159,8 +171,14 @@ async fn tokens(backend: Backend) {
         created_at: 5,
         revoked_at: None,
     };
-    metastore.create_token(token.clone(), "secret-hash").await.unwrap();
-    assert_eq!(metastore.list_tokens(&alice.id).await.unwrap(), vec![token.clone()]);
+    metastore
+        .create_token(token.clone(), "secret-hash")
+        .await
+        .unwrap();
+    assert_eq!(
+        metastore.list_tokens(&alice.id).await.unwrap(),
+        vec![token.clone()]
+    );
     assert_eq!(
         metastore.token_by_id("tok-1").await.unwrap(),
         Some((token.clone(), "secret-hash".to_string()))
@@ -173,10 +191,16 @@ async fn tokens(backend: Backend) {
         .unwrap();
     let (revoked, _) = metastore.token_by_id("tok-1").await.unwrap().unwrap();
     assert_eq!(revoked.revoked_at, Some(9));
-    let again = metastore.revoke_token(&alice.id, "tok-1", 10, &[message("again")]).await;
+    let again = metastore
+        .revoke_token(&alice.id, "tok-1", 10, &[message("again")])
+        .await;
     assert!(matches!(again, Err(MetastoreError::NotFound(_))));
     let pending = metastore.pending_messages(10).await.unwrap();
-    assert_eq!(pending.len(), 1, "a failed revocation must not enqueue its event");
+    assert_eq!(
+        pending.len(),
+        1,
+        "a failed revocation must not enqueue its event"
+    );
     assert_eq!(pending[0].message, message("revoked"));
 }
 
@@ -184,26 +208,53 @@ async fn datasets_registry(backend: Backend) {
     let metastore = &backend.metastore;
     let alice = with_owner(metastore).await;
     let entry = dataset("did:odf:1", &alice, "sensor_temp");
-    metastore.create_dataset(&entry, &[message("created")]).await.unwrap();
-    assert_eq!(metastore.dataset_by_id("did:odf:1").await.unwrap(), Some(entry.clone()));
+    metastore
+        .create_dataset(&entry, &[message("created")])
+        .await
+        .unwrap();
     assert_eq!(
-        metastore.dataset_by_alias("alice", "SENSOR_TEMP").await.unwrap(),
+        metastore.dataset_by_id("did:odf:1").await.unwrap(),
         Some(entry.clone())
     );
-    assert_eq!(metastore.role_of("did:odf:1", &alice.id).await.unwrap(), Some(Role::Owner));
+    assert_eq!(
+        metastore
+            .dataset_by_alias("alice", "SENSOR_TEMP")
+            .await
+            .unwrap(),
+        Some(entry.clone())
+    );
+    assert_eq!(
+        metastore.role_of("did:odf:1", &alice.id).await.unwrap(),
+        Some(Role::Owner)
+    );
 
     let clash = metastore
-        .create_dataset(&dataset("did:odf:2", &alice, "Sensor_Temp"), &[message("clash")])
+        .create_dataset(
+            &dataset("did:odf:2", &alice, "Sensor_Temp"),
+            &[message("clash")],
+        )
         .await;
-    assert!(matches!(clash, Err(MetastoreError::Conflict(_))), "{clash:?}");
+    assert!(
+        matches!(clash, Err(MetastoreError::Conflict(_))),
+        "{clash:?}"
+    );
     assert_eq!(metastore.pending_messages(10).await.unwrap().len(), 1);
 
-    metastore.create_dataset(&dataset("did:odf:3", &alice, "sensorXtemp"), &[]).await.unwrap();
-    metastore.create_dataset(&dataset("did:odf:4", &alice, "weather"), &[]).await.unwrap();
+    metastore
+        .create_dataset(&dataset("did:odf:3", &alice, "sensorXtemp"), &[])
+        .await
+        .unwrap();
+    metastore
+        .create_dataset(&dataset("did:odf:4", &alice, "weather"), &[])
+        .await
+        .unwrap();
     let names = |entries: Vec<DatasetEntry>| -> Vec<String> {
         entries.into_iter().map(|entry| entry.name).collect()
     };
-    let all = metastore.list_datasets(&DatasetFilter::default()).await.unwrap();
+    let all = metastore
+        .list_datasets(&DatasetFilter::default())
+        .await
+        .unwrap();
     assert_eq!(names(all), vec!["sensor_temp", "sensorXtemp", "weather"]);
     let search = DatasetFilter {
         search: Some("sensor_".to_string()),
@@ -220,32 +271,69 @@ async fn datasets_registry(backend: Backend) {
         offset: 1,
         ..Default::default()
     };
-    assert_eq!(names(metastore.list_datasets(&page).await.unwrap()), vec!["sensorXtemp"]);
+    assert_eq!(
+        names(metastore.list_datasets(&page).await.unwrap()),
+        vec!["sensorXtemp"]
+    );
     let other_owner = DatasetFilter {
         owner_name: Some("bob".to_string()),
         ..Default::default()
     };
-    assert!(metastore.list_datasets(&other_owner).await.unwrap().is_empty());
+    assert!(
+        metastore
+            .list_datasets(&other_owner)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    let taken = metastore.rename_dataset("did:odf:4", "SENSOR_TEMP", &[]).await;
-    assert!(matches!(taken, Err(MetastoreError::Conflict(_))), "{taken:?}");
-    metastore.rename_dataset("did:odf:4", "climate", &[]).await.unwrap();
-    assert_eq!(metastore.dataset_by_alias("alice", "weather").await.unwrap(), None);
+    let taken = metastore
+        .rename_dataset("did:odf:4", "SENSOR_TEMP", &[])
+        .await;
+    assert!(
+        matches!(taken, Err(MetastoreError::Conflict(_))),
+        "{taken:?}"
+    );
+    metastore
+        .rename_dataset("did:odf:4", "climate", &[])
+        .await
+        .unwrap();
     assert_eq!(
-        metastore.dataset_by_alias("alice", "climate").await.unwrap().unwrap().id,
+        metastore
+            .dataset_by_alias("alice", "weather")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        metastore
+            .dataset_by_alias("alice", "climate")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         "did:odf:4"
     );
     let missing = metastore.rename_dataset("did:odf:404", "x", &[]).await;
     assert!(matches!(missing, Err(MetastoreError::NotFound(_))));
 
-    metastore.delete_dataset("did:odf:1", &[message("deleted")]).await.unwrap();
+    metastore
+        .delete_dataset("did:odf:1", &[message("deleted")])
+        .await
+        .unwrap();
     assert_eq!(metastore.dataset_by_id("did:odf:1").await.unwrap(), None);
-    assert_eq!(metastore.role_of("did:odf:1", &alice.id).await.unwrap(), None);
+    assert_eq!(
+        metastore.role_of("did:odf:1", &alice.id).await.unwrap(),
+        None
+    );
     let again = metastore.delete_dataset("did:odf:1", &[]).await;
     assert!(matches!(again, Err(MetastoreError::NotFound(_))));
 
     // Reindex upserts keep the visibility an admin set.
-    metastore.set_visibility("did:odf:3", Visibility::Public, &[]).await.unwrap();
+    metastore
+        .set_visibility("did:odf:3", Visibility::Public, &[])
+        .await
+        .unwrap();
     let mut rebuilt = dataset("did:odf:3", &alice, "sensorXtemp");
     rebuilt.storage_location = "s3://bucket/did:odf:3".to_string();
     metastore.upsert_dataset(&rebuilt).await.unwrap();
@@ -257,14 +345,26 @@ async fn datasets_registry(backend: Backend) {
 async fn roles_and_visibility(backend: Backend) {
     let metastore = &backend.metastore;
     let alice = with_owner(metastore).await;
-    metastore.create_account(user("acc-bob", "bob")).await.unwrap();
-    metastore.create_dataset(&dataset("did:odf:1", &alice, "d"), &[]).await.unwrap();
+    metastore
+        .create_account(user("acc-bob", "bob"))
+        .await
+        .unwrap();
+    metastore
+        .create_dataset(&dataset("did:odf:1", &alice, "d"), &[])
+        .await
+        .unwrap();
     metastore
         .set_role("did:odf:1", "acc-bob", Some(Role::Reader), &[message("r1")])
         .await
         .unwrap();
-    assert_eq!(metastore.role_of("did:odf:1", "acc-bob").await.unwrap(), Some(Role::Reader));
-    metastore.set_role("did:odf:1", "acc-bob", Some(Role::Editor), &[]).await.unwrap();
+    assert_eq!(
+        metastore.role_of("did:odf:1", "acc-bob").await.unwrap(),
+        Some(Role::Reader)
+    );
+    metastore
+        .set_role("did:odf:1", "acc-bob", Some(Role::Editor), &[])
+        .await
+        .unwrap();
     assert_eq!(
         metastore.list_roles("did:odf:1").await.unwrap(),
         vec![
@@ -272,8 +372,14 @@ async fn roles_and_visibility(backend: Backend) {
             ("acc-bob".to_string(), Role::Editor)
         ]
     );
-    metastore.set_role("did:odf:1", "acc-bob", None, &[]).await.unwrap();
-    assert_eq!(metastore.role_of("did:odf:1", "acc-bob").await.unwrap(), None);
+    metastore
+        .set_role("did:odf:1", "acc-bob", None, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        metastore.role_of("did:odf:1", "acc-bob").await.unwrap(),
+        None
+    );
     assert!(Role::Owner > Role::Maintainer && Role::Editor > Role::Reader);
 
     metastore
@@ -282,7 +388,9 @@ async fn roles_and_visibility(backend: Backend) {
         .unwrap();
     let entry = metastore.dataset_by_id("did:odf:1").await.unwrap().unwrap();
     assert_eq!(entry.visibility, Visibility::Public);
-    let missing = metastore.set_visibility("did:odf:9", Visibility::Public, &[]).await;
+    let missing = metastore
+        .set_visibility("did:odf:9", Visibility::Public, &[])
+        .await;
     assert!(matches!(missing, Err(MetastoreError::NotFound(_))));
     assert_eq!(metastore.pending_messages(10).await.unwrap().len(), 2);
 }
@@ -301,8 +409,14 @@ fn block(sequence_number: i64, event_type: &str) -> BlockEntry {
 async fn metadata_index(backend: Backend) {
     let metastore = &backend.metastore;
     let alice = with_owner(metastore).await;
-    metastore.create_dataset(&dataset("did:odf:up", &alice, "up"), &[]).await.unwrap();
-    metastore.create_dataset(&dataset("did:odf:down", &alice, "down"), &[]).await.unwrap();
+    metastore
+        .create_dataset(&dataset("did:odf:up", &alice, "up"), &[])
+        .await
+        .unwrap();
+    metastore
+        .create_dataset(&dataset("did:odf:down", &alice, "down"), &[])
+        .await
+        .unwrap();
     let statistics = DatasetStatistics {
         num_records: 10,
         data_size_bytes: 2048,
@@ -322,7 +436,11 @@ async fn metadata_index(backend: Backend) {
     };
     metastore.apply_index_update(&update).await.unwrap();
     metastore.apply_index_update(&update).await.unwrap();
-    let entry = metastore.dataset_by_id("did:odf:up").await.unwrap().unwrap();
+    let entry = metastore
+        .dataset_by_id("did:odf:up")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(entry.head_hash.as_deref(), Some("hash-3"));
     assert_eq!(entry.head_sequence, Some(3));
 
@@ -332,7 +450,11 @@ async fn metadata_index(backend: Backend) {
         ..update.clone()
     };
     metastore.apply_index_update(&stale).await.unwrap();
-    let entry = metastore.dataset_by_id("did:odf:up").await.unwrap().unwrap();
+    let entry = metastore
+        .dataset_by_id("did:odf:up")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(entry.head_sequence, Some(3));
 
     let newest = metastore.blocks("did:odf:up", None, 2).await.unwrap();
@@ -340,15 +462,30 @@ async fn metadata_index(backend: Backend) {
     let older = metastore.blocks("did:odf:up", Some(2), 10).await.unwrap();
     assert_eq!(older, vec![block(1, "SetDataSchema"), block(0, "Seed")]);
     assert_eq!(
-        metastore.block_by_hash("did:odf:up", "hash-2").await.unwrap(),
+        metastore
+            .block_by_hash("did:odf:up", "hash-2")
+            .await
+            .unwrap(),
         Some(block(2, "AddData"))
     );
-    assert_eq!(metastore.block_by_hash("did:odf:down", "hash-2").await.unwrap(), None);
     assert_eq!(
-        metastore.last_block_of_type("did:odf:up", "AddData").await.unwrap(),
+        metastore
+            .block_by_hash("did:odf:down", "hash-2")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        metastore
+            .last_block_of_type("did:odf:up", "AddData")
+            .await
+            .unwrap(),
         Some(block(3, "AddData"))
     );
-    assert_eq!(metastore.statistics("did:odf:up").await.unwrap(), Some(statistics));
+    assert_eq!(
+        metastore.statistics("did:odf:up").await.unwrap(),
+        Some(statistics)
+    );
 
     let lineage = IndexUpdate {
         dataset_id: "did:odf:down".to_string(),
@@ -361,33 +498,57 @@ async fn metadata_index(backend: Backend) {
         metastore.upstream("did:odf:down").await.unwrap(),
         vec!["did:odf:gone", "did:odf:up"]
     );
-    assert_eq!(metastore.downstream("did:odf:up").await.unwrap(), vec!["did:odf:down"]);
+    assert_eq!(
+        metastore.downstream("did:odf:up").await.unwrap(),
+        vec!["did:odf:down"]
+    );
     let narrowed = IndexUpdate {
         blocks: vec![block(2, "SetTransform")],
         upstream: Some(vec!["did:odf:up".to_string()]),
         ..lineage
     };
     metastore.apply_index_update(&narrowed).await.unwrap();
-    assert_eq!(metastore.upstream("did:odf:down").await.unwrap(), vec!["did:odf:up"]);
+    assert_eq!(
+        metastore.upstream("did:odf:down").await.unwrap(),
+        vec!["did:odf:up"]
+    );
 
     let unknown = IndexUpdate {
         dataset_id: "did:odf:unknown".to_string(),
         ..update
     };
     let result = metastore.apply_index_update(&unknown).await;
-    assert!(result.is_err(), "indexing an unregistered dataset must fail");
+    assert!(
+        result.is_err(),
+        "indexing an unregistered dataset must fail"
+    );
     metastore.delete_dataset("did:odf:up", &[]).await.unwrap();
-    assert!(metastore.blocks("did:odf:up", None, 10).await.unwrap().is_empty());
+    assert!(
+        metastore
+            .blocks("did:odf:up", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(metastore.statistics("did:odf:up").await.unwrap(), None);
 }
 
 async fn outbox(backend: Backend) {
     let metastore = &backend.metastore;
-    metastore.enqueue(&[message("a"), message("b"), message("c")]).await.unwrap();
+    metastore
+        .enqueue(&[message("a"), message("b"), message("c")])
+        .await
+        .unwrap();
     let pending = metastore.pending_messages(2).await.unwrap();
-    let ids: Vec<&str> = pending.iter().map(|p| p.message.event_id.as_str()).collect();
+    let ids: Vec<&str> = pending
+        .iter()
+        .map(|p| p.message.event_id.as_str())
+        .collect();
     assert_eq!(ids, vec!["a", "b"]);
-    metastore.mark_published(&[pending[0].seq], 77).await.unwrap();
+    metastore
+        .mark_published(&[pending[0].seq], 77)
+        .await
+        .unwrap();
     let ids: Vec<String> = metastore
         .pending_messages(10)
         .await
@@ -398,20 +559,70 @@ async fn outbox(backend: Backend) {
     assert_eq!(ids, vec!["b", "c"]);
     let duplicate = metastore.enqueue(&[message("d"), message("a")]).await;
     assert!(duplicate.is_err(), "event ids are unique");
-    assert_eq!(metastore.pending_messages(10).await.unwrap().len(), 2, "all or nothing");
+    assert_eq!(
+        metastore.pending_messages(10).await.unwrap().len(),
+        2,
+        "all or nothing"
+    );
 }
 
 async fn leases(backend: Backend) {
     let metastore = &backend.metastore;
-    assert!(metastore.try_acquire_lease("relay", "a", 1000, 500).await.unwrap());
-    assert!(!metastore.try_acquire_lease("relay", "b", 1200, 500).await.unwrap());
-    assert!(metastore.try_acquire_lease("relay", "a", 1400, 500).await.unwrap());
-    assert!(!metastore.try_acquire_lease("relay", "b", 1800, 500).await.unwrap());
-    assert!(metastore.try_acquire_lease("relay", "b", 1901, 500).await.unwrap(), "expired");
-    assert!(!metastore.try_acquire_lease("relay", "a", 1950, 500).await.unwrap());
-    assert!(metastore.try_acquire_lease("other", "a", 1950, 500).await.unwrap());
+    assert!(
+        metastore
+            .try_acquire_lease("relay", "a", 1000, 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !metastore
+            .try_acquire_lease("relay", "b", 1200, 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        metastore
+            .try_acquire_lease("relay", "a", 1400, 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !metastore
+            .try_acquire_lease("relay", "b", 1800, 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        metastore
+            .try_acquire_lease("relay", "b", 1901, 500)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        !metastore
+            .try_acquire_lease("relay", "a", 1950, 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        metastore
+            .try_acquire_lease("other", "a", 1950, 500)
+            .await
+            .unwrap()
+    );
     metastore.release_lease("relay", "a").await.unwrap();
-    assert!(!metastore.try_acquire_lease("relay", "a", 1960, 500).await.unwrap());
+    assert!(
+        !metastore
+            .try_acquire_lease("relay", "a", 1960, 500)
+            .await
+            .unwrap()
+    );
     metastore.release_lease("relay", "b").await.unwrap();
-    assert!(metastore.try_acquire_lease("relay", "a", 1970, 500).await.unwrap());
+    assert!(
+        metastore
+            .try_acquire_lease("relay", "a", 1970, 500)
+            .await
+            .unwrap()
+    );
 }

@@ -28,9 +28,8 @@ async fn execute(
     body: Bytes,
 ) -> Result<Json<async_graphql::Response>, ApiError> {
     let caller = crate::rest::caller(&control_plane, &headers).await?;
-    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::invalid_input(format!("graphql request body: {error}"))
-    })?;
+    let request: async_graphql::Request = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::invalid_input(format!("graphql request body: {error}")))?;
     let schema = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
         .data(control_plane)
         .data(caller)
@@ -96,7 +95,11 @@ impl QueryRoot {
     async fn accounts(&self, context: &Context<'_>) -> async_graphql::Result<Vec<AccountObject>> {
         let (control_plane, caller) = parts(context);
         crate::services::accounts::require_account(caller).map_err(to_graphql)?;
-        let accounts = control_plane.accounts.list_accounts().await.map_err(to_graphql)?;
+        let accounts = control_plane
+            .accounts
+            .list_accounts()
+            .await
+            .map_err(to_graphql)?;
         Ok(accounts.into_iter().map(AccountObject::from).collect())
     }
 
@@ -106,7 +109,11 @@ impl QueryRoot {
         if caller.account_id.is_none() {
             return Ok(None);
         }
-        let account = control_plane.accounts.me(caller).await.map_err(to_graphql)?;
+        let account = control_plane
+            .accounts
+            .me(caller)
+            .await
+            .map_err(to_graphql)?;
         Ok(Some(account.into()))
     }
 }
@@ -202,10 +209,18 @@ impl Dataset {
         self.0.your_role.map(|role| role.as_str())
     }
     async fn num_records(&self) -> i64 {
-        self.0.statistics.as_ref().map(|s| s.num_records).unwrap_or(0)
+        self.0
+            .statistics
+            .as_ref()
+            .map(|s| s.num_records)
+            .unwrap_or(0)
     }
     async fn data_size_bytes(&self) -> i64 {
-        self.0.statistics.as_ref().map(|s| s.data_size_bytes).unwrap_or(0)
+        self.0
+            .statistics
+            .as_ref()
+            .map(|s| s.data_size_bytes)
+            .unwrap_or(0)
     }
 
     /// The metadata chain, newest first, `first` blocks below sequence number `before`.
@@ -239,7 +254,12 @@ impl Dataset {
             .last_block_of_type(&self.0.id, "SetDataSchema")
             .await
             .map_err(|error| to_graphql(error.into()))?;
-        Ok(block.and_then(|block| block.key_fields.get("schema").map(|schema| schema.to_string())))
+        Ok(block.and_then(|block| {
+            block
+                .key_fields
+                .get("schema")
+                .map(|schema| schema.to_string())
+        }))
     }
 
     async fn lineage(&self, context: &Context<'_>) -> async_graphql::Result<LineageObject> {

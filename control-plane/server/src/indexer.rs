@@ -52,7 +52,9 @@ pub fn key_fields(event: &MetadataEvent) -> serde_json::Value {
     let mut value = serde_json::to_value(event).unwrap_or(serde_json::Value::Null);
     if let Some(object) = value.as_object_mut() {
         object.remove("rawArrowSchema");
-        if let Some(attachments) = object.get_mut("attachments").and_then(|a| a.as_object_mut())
+        if let Some(attachments) = object
+            .get_mut("attachments")
+            .and_then(|a| a.as_object_mut())
             && let Some(items) = attachments.get_mut("items").and_then(|i| i.as_array_mut())
         {
             for item in items {
@@ -111,11 +113,7 @@ impl Indexer {
             new_blocks.push((hash, block));
         }
         new_blocks.reverse();
-        let mut statistics = self
-            .metastore
-            .statistics(&did)
-            .await?
-            .unwrap_or_default();
+        let mut statistics = self.metastore.statistics(&did).await?.unwrap_or_default();
         let mut upstream = None;
         for (_, block) in &new_blocks {
             self.account_block(&mut statistics, &mut upstream, &entry, block)
@@ -157,8 +155,10 @@ impl Indexer {
                                 Some(account) => account.clone(),
                                 None => entry.owner_name.parse().map_err(ServiceError::internal)?,
                             };
-                            if let Some(id) =
-                                self.store.resolve_alias(&account, &alias.dataset_name).await?
+                            if let Some(id) = self
+                                .store
+                                .resolve_alias(&account, &alias.dataset_name)
+                                .await?
                             {
                                 ids.push(id.to_did_string());
                             }
@@ -185,7 +185,10 @@ impl Indexer {
     /// Adds a dataset found in storage to the registry: owner from its alias (an account
     /// without password is created when missing), visibility from `info/visibility`
     /// (private when absent).
-    pub async fn register_from_storage(&self, id: &DatasetId) -> ServiceResult<Option<DatasetEntry>> {
+    pub async fn register_from_storage(
+        &self,
+        id: &DatasetId,
+    ) -> ServiceResult<Option<DatasetEntry>> {
         let dataset = self.store.dataset(id);
         let Some(head) = dataset.head().await? else {
             return Ok(None);

@@ -8,9 +8,7 @@ use async_trait::async_trait;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use weir_dataset::DatasetStore;
-use weir_events::{
-    BusError, EventBus, EventEnvelope, InProcessEventBus, NatsEventBus, WeirEvent,
-};
+use weir_events::{BusError, EventBus, EventEnvelope, InProcessEventBus, NatsEventBus, WeirEvent};
 use weir_function_runtime::{AccessPolicy, CommitNotifier};
 use weir_metastore::{Account, Metastore, SqlMetastore, Visibility};
 
@@ -182,14 +180,22 @@ impl ControlPlane {
             if self.leadership.is_leader() {
                 match self.indexer.index_all().await {
                     Ok(report) if report.blocks > 0 => {
-                        tracing::info!(datasets = report.datasets, blocks = report.blocks, "repair indexed missed blocks")
+                        tracing::info!(
+                            datasets = report.datasets,
+                            blocks = report.blocks,
+                            "repair indexed missed blocks"
+                        )
                     }
                     Ok(_) => {}
                     Err(error) => tracing::warn!(%error, "repair failed"),
                 }
                 repaired_once = true;
             }
-            let wait = if repaired_once { interval } else { Duration::from_millis(200) };
+            let wait = if repaired_once {
+                interval
+            } else {
+                Duration::from_millis(200)
+            };
             tokio::time::sleep(wait).await;
         }
     }

@@ -21,10 +21,7 @@ pub fn outbox_message(event: WeirEvent) -> OutboxMessage {
 }
 
 /// Publishes pending messages; returns how many went out.
-pub async fn relay_once(
-    metastore: &dyn Metastore,
-    bus: &dyn EventBus,
-) -> Result<usize, String> {
+pub async fn relay_once(metastore: &dyn Metastore, bus: &dyn EventBus) -> Result<usize, String> {
     let pending = metastore
         .pending_messages(100)
         .await

@@ -189,7 +189,11 @@ impl DatasetStore {
                 ..Default::default()
             };
             let payload = PutPayload::from(Bytes::from(id.to_did_string()));
-            match self.object_store().put_opts(&new_key, payload, options).await {
+            match self
+                .object_store()
+                .put_opts(&new_key, payload, options)
+                .await
+            {
                 Ok(_) => {}
                 Err(object_store::Error::AlreadyExists { .. })
                 | Err(object_store::Error::Precondition { .. }) => {

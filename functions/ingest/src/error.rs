@@ -7,6 +7,8 @@ use weir_function_runtime::{ApiError, ErrorKind};
 pub enum IngestError {
     #[error("dataset `{0}` not found")]
     DatasetNotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("dataset `{0}` is derivative: only root datasets accept pushed data")]
     DerivativeDataset(String),
     #[error("dataset `{0}` has no push source")]
@@ -75,6 +77,7 @@ impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         let kind = match &error {
             IngestError::DatasetNotFound(_) => ErrorKind::NotFound,
+            IngestError::Forbidden(_) => ErrorKind::Forbidden,
             IngestError::DerivativeDataset(_)
             | IngestError::NoPushSource(_)
             | IngestError::UnknownSource { .. }

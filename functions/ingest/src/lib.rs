@@ -30,5 +30,5 @@ pub const FUNCTION_NAME: &str = "ingest";
 /// Builds the function's context and router from its config (once per cold start).
 pub fn build(config: IngestConfig) -> Result<axum::Router, IngestError> {
     let store = config.storage.open()?;
-    Ok(router(Arc::new(IngestContext { store, config })))
+    Ok(router(Arc::new(IngestContext::standalone(store, config))))
 }

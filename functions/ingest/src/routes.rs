@@ -57,7 +57,12 @@ async fn ingest(
                 .with_timezone(&Utc),
         ),
     };
+    let caller = context
+        .access
+        .authenticate(header(&headers, "authorization"))
+        .await?;
     let request = IngestRequest {
+        caller,
         account,
         dataset,
         source_name: query.source_name,

@@ -20,6 +20,10 @@ use weir_odf::{
     Multihash, OffsetInterval, SetDataSchema,
 };
 
+use weir_function_runtime::{
+    AccessDecision, AccessPolicy, Caller, CommitNotifier, DatasetAction, OpenAccess,
+};
+
 use crate::config::IngestConfig;
 use crate::error::IngestError;
 use crate::merge::{MergeInput, merge};
@@ -30,9 +34,26 @@ use crate::source::{IDEMPOTENCY_KEY_ATTRIBUTE, find_previous_ingest, push_target
 pub struct IngestContext {
     pub store: DatasetStore,
     pub config: IngestConfig,
+    /// Who may write where; `OpenAccess` when the function runs without a control plane.
+    pub access: Arc<dyn AccessPolicy>,
+    /// Told about every commit (the control plane indexes it); none when running alone.
+    pub notifier: Option<Arc<dyn CommitNotifier>>,
+}
+
+impl IngestContext {
+    /// A context without a control plane: everyone may write, nobody is notified.
+    pub fn standalone(store: DatasetStore, config: IngestConfig) -> Self {
+        Self {
+            store,
+            config,
+            access: Arc::new(OpenAccess),
+            notifier: None,
+        }
+    }
 }
 
 pub struct IngestRequest {
+    pub caller: Caller,
     pub account: String,
     pub dataset: String,
     pub source_name: Option<String>,
@@ -62,7 +83,19 @@ impl IngestContext {
             .resolve_alias(&account, &name)
             .await?
             .ok_or_else(not_found)?;
-        Ok(self.store.dataset(&id))
+        let decision = self
+            .access
+            .decide(&request.caller, &id.to_did_string(), DatasetAction::Write)
+            .await
+            .map_err(|error| IngestError::Internal(error.message))?;
+        match decision {
+            AccessDecision::Allowed => Ok(self.store.dataset(&id)),
+            AccessDecision::Hidden => Err(not_found()),
+            AccessDecision::Forbidden => Err(IngestError::Forbidden(format!(
+                "pushing to `{}/{}` needs the editor role",
+                request.account, request.dataset
+            ))),
+        }
     }
 
     /// Runs one push request. The body stream yields chunks as they arrive.
@@ -198,6 +231,20 @@ impl IngestContext {
                 .await
             {
                 Ok(result) => {
+                    if let Some(notifier) = &self.notifier {
+                        let sequence_number = result
+                            .blocks
+                            .last()
+                            .map(|(_, block)| block.sequence_number)
+                            .unwrap_or_default();
+                        notifier
+                            .block_committed(
+                                &dataset.id().to_did_string(),
+                                &result.new_head.to_string(),
+                                sequence_number,
+                            )
+                            .await;
+                    }
                     tracing::info!(
                         dataset_id = %dataset.id(),
                         new_head = %result.new_head,

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use weir_function_runtime::Caller;
 use weir_odf::{DatasetId, Multihash};
 
 use crate::error::QueryError;
@@ -125,7 +126,7 @@ impl QueryRequest {
         }
     }
 
-    fn options(&self, engine: &QueryEngine) -> Result<QueryOptions, QueryError> {
+    fn options(&self, engine: &QueryEngine, caller: &Caller) -> Result<QueryOptions, QueryError> {
         let mut pins = HashMap::new();
         for pin in self.datasets.iter().flatten() {
             let alias = engine.catalog.alias_of(&pin.alias)?;
@@ -134,6 +135,7 @@ impl QueryRequest {
             }
         }
         Ok(QueryOptions {
+            caller: caller.clone(),
             skip: self.skip,
             limit: self.limit,
             pins,
@@ -185,8 +187,9 @@ pub async fn run_query(
     engine: &QueryEngine,
     key: &SigningKey,
     request: QueryRequest,
+    caller: &Caller,
 ) -> Result<QueryResponse, QueryError> {
-    let options = request.options(engine)?;
+    let options = request.options(engine, caller)?;
     let result = engine.execute(&request.query, &options).await?;
     let with_proof = request.include.contains(&Include::Proof);
     let with_schema = with_proof || request.include.contains(&Include::Schema);
@@ -230,6 +233,7 @@ fn failure(kind: &str, message: impl Into<String>) -> VerifyResponse {
 pub async fn verify(
     engine: &QueryEngine,
     request: VerifyRequest,
+    caller: &Caller,
 ) -> Result<VerifyResponse, QueryError> {
     let input_value =
         serde_json::to_value(&request.input).map_err(|e| QueryError::Internal(e.to_string()))?;
@@ -262,7 +266,7 @@ pub async fn verify(
     }
     let mut replay = request.input.clone();
     replay.include = vec![Include::Proof];
-    let options = replay.options(engine)?;
+    let options = replay.options(engine, caller)?;
     let result = match engine.execute(&replay.query, &options).await {
         Ok(result) => result,
         Err(QueryError::DatasetNotFound(alias)) => {

@@ -14,6 +14,8 @@ use weir_dataset::DatasetStore;
 use weir_dataset::table::{TableSource, table_from_source};
 use weir_odf::{AccountName, DatasetAlias, DatasetId, DatasetName, Multihash};
 
+use weir_function_runtime::{AccessDecision, AccessPolicy, Caller, DatasetAction, OpenAccess};
+
 use crate::error::QueryError;
 
 /// A dataset a query read, with the block it read at.
@@ -27,6 +29,8 @@ pub struct UsedDataset {
 pub struct QueryCatalog {
     pub store: DatasetStore,
     pub default_account: AccountName,
+    /// Who may read what; `OpenAccess` when the function runs without a control plane.
+    pub access: Arc<dyn AccessPolicy>,
     sources: Mutex<HashMap<Multihash, Arc<TableSource>>>,
 }
 
@@ -35,6 +39,7 @@ impl QueryCatalog {
         Self {
             store,
             default_account,
+            access: Arc::new(OpenAccess),
             sources: Mutex::new(HashMap::new()),
         }
     }
@@ -61,6 +66,24 @@ impl QueryCatalog {
             .await
             .map_err(|error| QueryError::Internal(error.to_string()))?
             .ok_or_else(|| QueryError::DatasetNotFound(alias.to_string()))
+    }
+
+    /// Fails with `DatasetNotFound` unless `caller` may read `id` (no existence leak).
+    pub async fn check_read(
+        &self,
+        caller: &Caller,
+        alias: &DatasetAlias,
+        id: &DatasetId,
+    ) -> Result<(), QueryError> {
+        let decision = self
+            .access
+            .decide(caller, &id.to_did_string(), DatasetAction::Read)
+            .await
+            .map_err(|error| QueryError::Internal(error.message))?;
+        match decision {
+            AccessDecision::Allowed => Ok(()),
+            _ => Err(QueryError::DatasetNotFound(alias.to_string())),
+        }
     }
 
     /// Schema and files of `id` at `block` (or its head), from the cache when possible.
@@ -126,6 +149,7 @@ pub struct DatasetSchemaProvider {
     pins: HashMap<String, Multihash>,
     used: Mutex<Vec<UsedDataset>>,
     known_names: Vec<String>,
+    caller: Caller,
 }
 
 impl DatasetSchemaProvider {
@@ -133,12 +157,14 @@ impl DatasetSchemaProvider {
         catalog: Arc<QueryCatalog>,
         pins: HashMap<String, Multihash>,
         known_names: Vec<String>,
+        caller: Caller,
     ) -> Self {
         Self {
             catalog,
             pins,
             used: Mutex::new(Vec::new()),
             known_names,
+            caller,
         }
     }
 
@@ -150,8 +176,16 @@ impl DatasetSchemaProvider {
     }
 
     async fn resolve_table(&self, name: &str) -> Result<Arc<dyn TableProvider>, QueryError> {
-        let alias = self.catalog.alias_of(name)?;
+        let mut alias = self.catalog.alias_of(name)?;
+        // Bare names are the caller's own datasets when the caller has an account.
+        if let Some(account) = &self.caller.account_name
+            && !name.contains('/')
+            && let Ok(account) = account.parse::<AccountName>()
+        {
+            alias = DatasetAlias::new(Some(account), alias.dataset_name);
+        }
         let id = self.catalog.resolve(&alias).await?;
+        self.catalog.check_read(&self.caller, &alias, &id).await?;
         let pin = self
             .pins
             .get(&alias.to_string().to_ascii_lowercase())

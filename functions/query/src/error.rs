@@ -61,6 +61,7 @@ impl QueryError {
             }
             DataFusionError::External(inner) => match inner.downcast_ref::<QueryError>() {
                 Some(QueryError::DatasetNotFound(alias)) => Self::DatasetNotFound(alias.clone()),
+                Some(QueryError::InvalidRequest(detail)) => Self::InvalidRequest(detail.clone()),
                 Some(QueryError::BlockNotFound { alias, block }) => Self::BlockNotFound {
                     alias: alias.clone(),
                     block: block.clone(),

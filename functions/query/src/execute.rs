@@ -25,6 +25,8 @@ pub struct QueryOutput {
 /// One query's instructions beyond its SQL.
 #[derive(Debug, Clone, Default)]
 pub struct QueryOptions {
+    /// Who asks: only datasets they may read resolve.
+    pub caller: weir_function_runtime::Caller,
     pub skip: Option<u64>,
     pub limit: Option<u64>,
     /// Datasets pinned to blocks, by lowercase alias (`account/name`).
@@ -60,6 +62,7 @@ impl QueryEngine {
             self.catalog.clone(),
             options.pins.clone(),
             Vec::new(),
+            options.caller.clone(),
         ));
         let catalog = session
             .catalog("datafusion")

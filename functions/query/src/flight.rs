@@ -20,6 +20,7 @@ use base64::Engine;
 use futures::{Stream, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
+use weir_function_runtime::Caller;
 
 use crate::error::QueryError;
 use crate::execute::{QueryEngine, QueryOptions};
@@ -52,10 +53,11 @@ impl WeirFlightSql {
         FlightServiceServer::new(self)
     }
 
-    /// Anonymous access needs no token; a bearer token must be one this server issued.
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// The caller of a request: anonymous without a token or with a handshake session token,
+    /// otherwise whoever the platform's access policy says the bearer token belongs to.
+    async fn authorize<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let Some(value) = request.metadata().get("authorization") else {
-            return Ok(());
+            return Ok(Caller::anonymous());
         };
         let value = value
             .to_str()
@@ -66,9 +68,14 @@ impl WeirFlightSql {
             ));
         };
         if self.sessions.lock().expect("sessions lock").contains(token) {
-            return Ok(());
+            return Ok(Caller::anonymous());
         }
-        Err(Status::unauthenticated("unknown or expired token"))
+        self.engine
+            .catalog
+            .access
+            .authenticate(Some(value))
+            .await
+            .map_err(|error| Status::unauthenticated(error.message))
     }
 }
 
@@ -185,10 +192,16 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        let caller = self.authorize(&request).await?;
         let (stream, _) = self
             .engine
-            .stream(&query.query, &QueryOptions::default())
+            .stream(
+                &query.query,
+                &QueryOptions {
+                    caller,
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(status)?;
         let schema = stream.schema();
@@ -207,12 +220,18 @@ impl FlightSqlService for WeirFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        let caller = self.authorize(&request).await?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("statement handle is not UTF-8"))?;
         let output = self
             .engine
-            .execute(&sql, &QueryOptions::default())
+            .execute(
+                &sql,
+                &QueryOptions {
+                    caller,
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(status)?;
         let batches = futures::stream::iter(output.batches.into_iter().map(Ok));
@@ -228,7 +247,7 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request).await?;
         let schema = query.into_builder().schema();
         info_for(
             request.into_inner(),
@@ -242,7 +261,7 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request).await?;
         let mut builder = query.into_builder();
         builder.append(CATALOG);
         let schema = builder.schema();
@@ -254,7 +273,7 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request).await?;
         let schema = query.clone().into_builder().schema();
         info_for(
             request.into_inner(),
@@ -268,7 +287,7 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request).await?;
         let mut builder = query.into_builder();
         builder.append(CATALOG, SCHEMA);
         let schema = builder.schema();
@@ -280,7 +299,7 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request).await?;
         let schema = query.clone().into_builder().schema();
         info_for(
             request.into_inner(),
@@ -294,7 +313,7 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        self.authorize(&request)?;
+        let caller = self.authorize(&request).await?;
         let include_schema = query.include_schema;
         let aliases = self
             .engine
@@ -305,6 +324,15 @@ impl FlightSqlService for WeirFlightSql {
             .map_err(|error| Status::internal(error.to_string()))?;
         let mut builder = query.into_builder();
         for (alias, id) in aliases {
+            if self
+                .engine
+                .catalog
+                .check_read(&caller, &alias, &id)
+                .await
+                .is_err()
+            {
+                continue;
+            }
             let table_schema = if include_schema {
                 match self.engine.catalog.source(&alias, &id, None).await {
                     Ok(source) => source.schema.as_ref().clone(),

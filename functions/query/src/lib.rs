@@ -50,8 +50,16 @@ pub fn node_key(config: &QueryConfig) -> Result<SigningKey, String> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// Builds the query context (once per cold start).
+/// Builds the query context (once per cold start), open to everyone: no control plane.
 pub fn build_context(config: QueryConfig) -> Result<Arc<QueryContext>, String> {
+    build_context_with_access(config, Arc::new(weir_function_runtime::OpenAccess))
+}
+
+/// Builds the query context with the platform's access policy (`weir up`).
+pub fn build_context_with_access(
+    config: QueryConfig,
+    access: Arc<dyn weir_function_runtime::AccessPolicy>,
+) -> Result<Arc<QueryContext>, String> {
     let store = config.storage.open().map_err(|error| error.to_string())?;
     let account =
         config
@@ -61,7 +69,9 @@ pub fn build_context(config: QueryConfig) -> Result<Arc<QueryContext>, String> {
                 format!("invalid config key `default_account`: {error}")
             })?;
     let key = node_key(&config)?;
-    let catalog = Arc::new(catalog::QueryCatalog::new(store, account));
+    let mut catalog = catalog::QueryCatalog::new(store, account);
+    catalog.access = access;
+    let catalog = Arc::new(catalog);
     Ok(Arc::new(QueryContext {
         engine: execute::QueryEngine { catalog, config },
         key,

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use serde::Deserialize;
-use weir_function_runtime::ApiError;
+use weir_function_runtime::{ApiError, Caller};
 use weir_odf::{AccountName, DatasetName, Multihash};
 
 use crate::api::{QueryRequest, VerifyRequest, run_query, verify};
@@ -66,6 +66,7 @@ async fn answer(
     headers: &HeaderMap,
     request: QueryRequest,
 ) -> Result<Response, ApiError> {
+    let caller = caller_of(context, headers).await?;
     type Encoder =
         fn(&arrow::datatypes::SchemaRef, &[arrow::array::RecordBatch]) -> Result<Bytes, QueryError>;
     let encoders: [(&str, Encoder); 2] =
@@ -73,6 +74,7 @@ async fn answer(
     for (media_type, encode) in encoders {
         if accepts(headers, media_type) {
             let options = QueryOptions {
+                caller: caller.clone(),
                 skip: request.skip,
                 limit: request.limit,
                 ..Default::default()
@@ -87,7 +89,7 @@ async fn answer(
             return Ok(binary(content_type, bytes));
         }
     }
-    let response = run_query(&context.engine, &context.key, request).await?;
+    let response = run_query(&context.engine, &context.key, request, &caller).await?;
     Ok(Json(response).into_response())
 }
 
@@ -130,29 +132,48 @@ async fn get_query(
 
 async fn post_verify(
     State(context): State<Arc<QueryContext>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let caller = caller_of(&context, &headers).await?;
     let request: VerifyRequest = serde_json::from_slice(&body)
         .map_err(|error| QueryError::InvalidRequest(format!("request body: {error}")))?;
-    Ok(Json(verify(&context.engine, request).await?).into_response())
+    Ok(Json(verify(&context.engine, request, &caller).await?).into_response())
+}
+
+pub async fn caller_of(context: &QueryContext, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    context
+        .engine
+        .catalog
+        .access
+        .authenticate(authorization)
+        .await
 }
 
 async fn resolve(
     context: &QueryContext,
+    headers: &HeaderMap,
     account: &str,
     name: &str,
-) -> Result<weir_dataset::Dataset, QueryError> {
+) -> Result<weir_dataset::Dataset, ApiError> {
+    let caller = caller_of(context, headers).await?;
     let alias = format!("{account}/{name}");
     let not_found = || QueryError::DatasetNotFound(alias.clone());
     let account: AccountName = account.parse().map_err(|_| not_found())?;
     let name: DatasetName = name.parse().map_err(|_| not_found())?;
-    let store = &context.engine.catalog.store;
-    let id = store
+    let catalog = &context.engine.catalog;
+    let id = catalog
+        .store
         .resolve_alias(&account, &name)
         .await
         .map_err(|error| QueryError::Internal(error.to_string()))?
         .ok_or_else(not_found)?;
-    Ok(store.dataset(&id))
+    let dataset_alias = weir_odf::DatasetAlias::new(Some(account), name);
+    catalog.check_read(&caller, &dataset_alias, &id).await?;
+    Ok(catalog.store.dataset(&id))
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,10 +193,12 @@ async fn tail(
     State(context): State<Arc<QueryContext>>,
     Path((account, dataset)): Path<(String, String)>,
     parameters: Result<Query<TailParameters>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(parameters) =
         parameters.map_err(|error| QueryError::InvalidRequest(error.body_text()))?;
-    resolve(&context, &account, &dataset).await?;
+    resolve(&context, &headers, &account, &dataset).await?;
+    let caller = caller_of(&context, &headers).await?;
     // Account and dataset names were validated by `resolve`: letters, digits, `-` and `.` only.
     let table = format!("\"{account}/{dataset}\"");
     let mut request = QueryRequest::simple(format!(
@@ -183,15 +206,16 @@ async fn tail(
         parameters.limit
     ));
     request.data_format = parameters.data_format;
-    let response = run_query(&context.engine, &context.key, request).await?;
+    let response = run_query(&context.engine, &context.key, request, &caller).await?;
     Ok(Json(response).into_response())
 }
 
 async fn metadata(
     State(context): State<Arc<QueryContext>>,
     Path((account, dataset)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &account, &dataset).await?;
+    let dataset = resolve(&context, &headers, &account, &dataset).await?;
     Ok(Json(
         dataset_metadata(
             &dataset,
@@ -231,8 +255,9 @@ fn parse_hash(text: &str) -> Result<Multihash, ApiError> {
 async fn head_ref(
     State(context): State<Arc<QueryContext>>,
     Path((account, dataset)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &account, &dataset).await?;
+    let dataset = resolve(&context, &headers, &account, &dataset).await?;
     let head = dataset
         .head()
         .await
@@ -255,10 +280,11 @@ enum ObjectKind {
 
 async fn object(
     context: &QueryContext,
+    headers: &HeaderMap,
     (account, dataset, hash): (String, String, String),
     kind: ObjectKind,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(context, &account, &dataset).await?;
+    let dataset = resolve(context, headers, &account, &dataset).await?;
     let hash = parse_hash(&hash)?;
     let bytes = match kind {
         ObjectKind::Block => dataset.get_block_bytes(&hash).await,
@@ -272,20 +298,23 @@ async fn object(
 async fn block(
     State(context): State<Arc<QueryContext>>,
     Path(path): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    object(&context, path, ObjectKind::Block).await
+    object(&context, &headers, path, ObjectKind::Block).await
 }
 
 async fn data(
     State(context): State<Arc<QueryContext>>,
     Path(path): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    object(&context, path, ObjectKind::Data).await
+    object(&context, &headers, path, ObjectKind::Data).await
 }
 
 async fn checkpoint(
     State(context): State<Arc<QueryContext>>,
     Path(path): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    object(&context, path, ObjectKind::Checkpoint).await
+    object(&context, &headers, path, ObjectKind::Checkpoint).await
 }

@@ -13,9 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod server;
 
-pub use access::{
-    AccessDecision, AccessPolicy, Caller, CommitNotifier, DatasetAction, OpenAccess,
-};
+pub use access::{AccessDecision, AccessPolicy, Caller, CommitNotifier, DatasetAction, OpenAccess};
 pub use config::{ConfigError, load_config};
 pub use error::{ApiError, ErrorKind};
 pub use server::{run_function, serve_http};

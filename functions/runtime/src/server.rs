@@ -66,9 +66,18 @@ pub async fn serve_http(
     function_name: &str,
     address: SocketAddr,
 ) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    serve_listener(router, function_name, listener).await
+}
+
+/// Serves `router` on an already bound listener, like `serve_http`.
+pub async fn serve_listener(
+    router: Router,
+    function_name: &str,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     let ready = Arc::new(AtomicBool::new(true));
     let app = with_operational_routes(router, function_name, ready.clone());
-    let listener = tokio::net::TcpListener::bind(address).await?;
     tracing::info!(function = function_name, address = %listener.local_addr()?, "serving http");
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal(ready))

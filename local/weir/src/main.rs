@@ -1,8 +1,10 @@
-//! The `weir` command. For now it inspects a local dataset store (`weir datasets`, `weir log`);
-//! `weir up` (control plane and functions in one process) arrives with the control-plane work
-//! and currently only prepares the data directory and says so.
+//! The `weir` command: `weir up` runs a whole node in one process (control plane, ingest and
+//! query functions, FlightSQL) with embedded defaults; `weir reindex` rebuilds the control
+//! plane's index from storage; `create`, `datasets` and `log` work on a local dataset store.
 //!
-//! Depends on the kernel crates only; it must not grow business logic of its own.
+//! Wires libraries together; it must not grow business logic of its own.
+
+mod up;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +15,10 @@ use weir_odf::DatasetId;
 const USAGE: &str = "usage: weir <command> [--data-dir DIR]
 
 commands:
-  up                 prepare the data directory (the HTTP node is not implemented yet)
+  up                 run the node: control plane, ingest, query on one port (default
+                     127.0.0.1:8080) and FlightSQL (127.0.0.1:50050)
+                     [--listen ADDR] [--flightsql-listen ADDR] [--config FILE]
+  reindex            rebuild the control plane's index from storage [--config FILE]
   create <manifest>  create a dataset from a YAML manifest [--account NAME, default admin]
   datasets           list datasets in the data directory with their head block
   log <did>          print the metadata chain of a dataset as JSON, newest block first
@@ -24,6 +29,9 @@ struct Arguments {
     positional: Vec<String>,
     data_dir: PathBuf,
     account: String,
+    listen: String,
+    flightsql_listen: String,
+    config: Option<PathBuf>,
 }
 
 fn parse_arguments() -> Result<Arguments, String> {
@@ -32,10 +40,18 @@ fn parse_arguments() -> Result<Arguments, String> {
     let mut positional = Vec::new();
     let mut data_dir = PathBuf::from(".weir");
     let mut account = "admin".to_string();
+    let mut listen = "127.0.0.1:8080".to_string();
+    let mut flightsql_listen = "127.0.0.1:50050".to_string();
+    let mut config = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--data-dir" => data_dir = args.next().ok_or("--data-dir needs a value")?.into(),
             "--account" => account = args.next().ok_or("--account needs a value")?,
+            "--listen" => listen = args.next().ok_or("--listen needs a value")?,
+            "--flightsql-listen" => {
+                flightsql_listen = args.next().ok_or("--flightsql-listen needs a value")?
+            }
+            "--config" => config = Some(args.next().ok_or("--config needs a value")?.into()),
             "-h" | "--help" => return Err(String::new()),
             _ if command.is_none() => command = Some(arg),
             _ => positional.push(arg),
@@ -46,6 +62,9 @@ fn parse_arguments() -> Result<Arguments, String> {
         positional,
         data_dir,
         account,
+        listen,
+        flightsql_listen,
+        config,
     })
 }
 
@@ -55,18 +74,30 @@ async fn run(arguments: Arguments) -> Result<(), String> {
     match arguments.command.as_str() {
         "version" => println!("weir {}", env!("CARGO_PKG_VERSION")),
         "up" => {
-            let store = store()?;
-            println!("data directory: {}", arguments.data_dir.display());
+            return up::run(up::UpOptions {
+                data_dir: arguments.data_dir,
+                listen: arguments.listen,
+                flightsql_listen: arguments.flightsql_listen,
+                config: arguments.config,
+            })
+            .await;
+        }
+        "reindex" => {
+            let options = up::UpOptions {
+                data_dir: arguments.data_dir,
+                listen: arguments.listen,
+                flightsql_listen: arguments.flightsql_listen,
+                config: arguments.config,
+            };
+            let (control_plane, _) = up::start_control_plane(&options).await?;
+            let report = control_plane
+                .indexer
+                .index_all()
+                .await
+                .map_err(|error| error.to_string())?;
             println!(
-                "datasets: {}",
-                store
-                    .list_datasets()
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .len()
-            );
-            println!(
-                "weir up: the HTTP node (control plane, ingest, query) is not implemented yet"
+                "reindexed {} datasets, {} new blocks",
+                report.datasets, report.blocks
             );
         }
         "create" => {
@@ -118,7 +149,7 @@ async fn run(arguments: Arguments) -> Result<(), String> {
     Ok(())
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
     let arguments = match parse_arguments() {
         Ok(arguments) => arguments,

@@ -20,8 +20,9 @@ fn dataset_from_row(row: &AnyRow) -> MetastoreResult<DatasetEntry> {
         name: get(row, "name")?,
         kind: get(row, "kind")?,
         storage_location: get(row, "storage_location")?,
-        visibility: Visibility::parse(&visibility)
-            .ok_or_else(|| MetastoreError::Internal(format!("unknown visibility `{visibility}`")))?,
+        visibility: Visibility::parse(&visibility).ok_or_else(|| {
+            MetastoreError::Internal(format!("unknown visibility `{visibility}`"))
+        })?,
         created_at: get(row, "created_at")?,
         head_hash: get(row, "head_hash")?,
         head_sequence: get(row, "head_sequence")?,

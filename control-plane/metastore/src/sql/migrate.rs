@@ -54,10 +54,7 @@ pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()>
             .execute(&mut *transaction)
             .await
             .map_err(|error| {
-                MetastoreError::Internal(format!(
-                    "migration {} failed: {error}",
-                    migration.version
-                ))
+                MetastoreError::Internal(format!("migration {} failed: {error}", migration.version))
             })?;
         transaction.commit().await?;
         tracing::info!(version = migration.version, "applied metastore migration");

@@ -142,7 +142,10 @@ mod tests {
             .unwrap(),
         );
         parts[1] = &forged;
-        assert_eq!(verify(&key, &parts.join("."), 150), Err(TokenError::BadSignature));
+        assert_eq!(
+            verify(&key, &parts.join("."), 150),
+            Err(TokenError::BadSignature)
+        );
         assert_eq!(verify(&key, "abc", 150), Err(TokenError::Malformed));
         assert_eq!(verify(&key, "a.b.c", 150), Err(TokenError::Malformed));
     }

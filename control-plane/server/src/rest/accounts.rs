@@ -26,7 +26,8 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
 
 /// Parses a JSON body, answering 400 with serde's message (field and position).
 pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|error| ApiError::invalid_input(format!("request body: {error}")))
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::invalid_input(format!("request body: {error}")))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -39,9 +40,17 @@ pub struct LoginRequest {
 /// Password login; returns a session token (JWT).
 #[utoipa::path(post, path = "/auth/login", tag = "accounts", request_body = inline(LoginRequest),
     responses((status = 200, body = LoginResponse), (status = 401, description = "wrong name or password")))]
-pub async fn login(State(control_plane): AppState, body: Bytes) -> Result<Json<LoginResponse>, ApiError> {
+pub async fn login(
+    State(control_plane): AppState,
+    body: Bytes,
+) -> Result<Json<LoginResponse>, ApiError> {
     let request: LoginRequest = json_body(&body)?;
-    Ok(Json(control_plane.accounts.login(&request.login, &request.password).await?))
+    Ok(Json(
+        control_plane
+            .accounts
+            .login(&request.login, &request.password)
+            .await?,
+    ))
 }
 
 /// Creates a user (administrators) or an organization (any account; its creator becomes a member).
@@ -54,7 +63,10 @@ pub async fn create_account(
 ) -> Result<(StatusCode, Json<Account>), ApiError> {
     let caller = caller(&control_plane, &headers).await?;
     let request: CreateAccountRequest = json_body(&body)?;
-    let account = control_plane.accounts.create_account(&caller, request).await?;
+    let account = control_plane
+        .accounts
+        .create_account(&caller, request)
+        .await?;
     Ok((StatusCode::CREATED, Json(account)))
 }
 
@@ -71,7 +83,10 @@ pub async fn list_accounts(
 
 /// The calling account.
 #[utoipa::path(get, path = "/accounts/me", tag = "accounts", responses((status = 200, description = "the account"), (status = 401)))]
-pub async fn me(State(control_plane): AppState, headers: HeaderMap) -> Result<Json<Account>, ApiError> {
+pub async fn me(
+    State(control_plane): AppState,
+    headers: HeaderMap,
+) -> Result<Json<Account>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
     Ok(Json(control_plane.accounts.me(&caller).await?))
 }
@@ -116,7 +131,10 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let caller = caller(&control_plane, &headers).await?;
     let request: TokenRequest = json_body(&body)?;
-    let token = control_plane.accounts.create_token(&caller, &request.name).await?;
+    let token = control_plane
+        .accounts
+        .create_token(&caller, &request.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(token)))
 }
 

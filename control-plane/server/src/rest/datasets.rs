@@ -20,18 +20,26 @@ use crate::services::datasets::{DatasetView, Lineage, RoleView};
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
         .route("/datasets", post(create_dataset).get(list_datasets))
-        .route("/datasets/{owner}/{name}", get(get_dataset).delete(delete_dataset))
+        .route(
+            "/datasets/{owner}/{name}",
+            get(get_dataset).delete(delete_dataset),
+        )
         .route("/datasets/{owner}/{name}/rename", post(rename_dataset))
         .route("/datasets/{owner}/{name}/visibility", put(set_visibility))
         .route("/datasets/{owner}/{name}/roles", get(list_roles))
-        .route("/datasets/{owner}/{name}/roles/{account}", put(set_role).delete(remove_role))
+        .route(
+            "/datasets/{owner}/{name}/roles/{account}",
+            put(set_role).delete(remove_role),
+        )
         .route("/datasets/{owner}/{name}/lineage", get(lineage))
         .route("/datasets/{owner}/{name}/blocks", get(blocks))
 }
 
 fn parse_visibility(text: &str) -> Result<Visibility, ApiError> {
     Visibility::parse(text).ok_or_else(|| {
-        ApiError::invalid_input(format!("invalid visibility `{text}`: expected `public` or `private`"))
+        ApiError::invalid_input(format!(
+            "invalid visibility `{text}`: expected `public` or `private`"
+        ))
     })
 }
 
@@ -69,19 +77,27 @@ pub async fn create_dataset(
         .and_then(|value| value.to_str().ok())
         .unwrap_or("application/yaml");
     let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !matches!(media_type, "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml")
-    {
+    if !matches!(
+        media_type,
+        "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml"
+    ) {
         return Err(ApiError::new(
             weir_function_runtime::ErrorKind::UnsupportedMediaType,
-            format!("manifests are YAML: send `Content-Type: application/yaml`, not `{content_type}`"),
+            format!(
+                "manifests are YAML: send `Content-Type: application/yaml`, not `{content_type}`"
+            ),
         ));
     }
-    let manifest = std::str::from_utf8(&body)
-        .map_err(|_| ApiError::invalid_input("manifest is not UTF-8"))?;
+    let manifest =
+        std::str::from_utf8(&body).map_err(|_| ApiError::invalid_input("manifest is not UTF-8"))?;
     if manifest.trim().is_empty() {
         return Err(ApiError::invalid_input("manifest is empty"));
     }
-    let visibility = parameters.visibility.as_deref().map(parse_visibility).transpose()?;
+    let visibility = parameters
+        .visibility
+        .as_deref()
+        .map(parse_visibility)
+        .transpose()?;
     let view = control_plane
         .datasets
         .create(&caller, manifest, parameters.account.as_deref(), visibility)
@@ -107,7 +123,8 @@ pub async fn list_datasets(
     parameters: Result<Query<ListParameters>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<DatasetView>>, ApiError> {
-    let Query(parameters) = parameters.map_err(|error| ApiError::invalid_input(error.body_text()))?;
+    let Query(parameters) =
+        parameters.map_err(|error| ApiError::invalid_input(error.body_text()))?;
     let caller = caller(&control_plane, &headers).await?;
     let filter = DatasetFilter {
         owner_name: parameters.account,
@@ -128,7 +145,9 @@ pub async fn get_dataset(
     headers: HeaderMap,
 ) -> Result<Json<DatasetView>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
-    Ok(Json(control_plane.datasets.get(&caller, &owner, &name).await?))
+    Ok(Json(
+        control_plane.datasets.get(&caller, &owner, &name).await?,
+    ))
 }
 
 /// Deletes a dataset and its data (owners).
@@ -141,7 +160,10 @@ pub async fn delete_dataset(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
-    control_plane.datasets.delete(&caller, &owner, &name).await?;
+    control_plane
+        .datasets
+        .delete(&caller, &owner, &name)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -163,7 +185,12 @@ pub async fn rename_dataset(
 ) -> Result<Json<DatasetView>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
     let request: RenameRequest = json_body(&body)?;
-    Ok(Json(control_plane.datasets.rename(&caller, &owner, &name, &request.new_name).await?))
+    Ok(Json(
+        control_plane
+            .datasets
+            .rename(&caller, &owner, &name, &request.new_name)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -185,7 +212,12 @@ pub async fn set_visibility(
     let caller = caller(&control_plane, &headers).await?;
     let request: VisibilityRequest = json_body(&body)?;
     let visibility = parse_visibility(&request.visibility)?;
-    Ok(Json(control_plane.datasets.set_visibility(&caller, &owner, &name, visibility).await?))
+    Ok(Json(
+        control_plane
+            .datasets
+            .set_visibility(&caller, &owner, &name, visibility)
+            .await?,
+    ))
 }
 
 /// Roles granted on a dataset (maintainers).
@@ -197,7 +229,9 @@ pub async fn list_roles(
     headers: HeaderMap,
 ) -> Result<Json<Vec<RoleView>>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
-    Ok(Json(control_plane.datasets.roles(&caller, &owner, &name).await?))
+    Ok(Json(
+        control_plane.datasets.roles(&caller, &owner, &name).await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -220,7 +254,10 @@ pub async fn set_role(
     let request: RoleRequest = json_body(&body)?;
     let role = parse_role(&request.role)?;
     Ok(Json(
-        control_plane.datasets.set_role(&caller, &owner, &name, &account, Some(role)).await?,
+        control_plane
+            .datasets
+            .set_role(&caller, &owner, &name, &account, Some(role))
+            .await?,
     ))
 }
 
@@ -234,7 +271,12 @@ pub async fn remove_role(
     headers: HeaderMap,
 ) -> Result<Json<Vec<RoleView>>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
-    Ok(Json(control_plane.datasets.set_role(&caller, &owner, &name, &account, None).await?))
+    Ok(Json(
+        control_plane
+            .datasets
+            .set_role(&caller, &owner, &name, &account, None)
+            .await?,
+    ))
 }
 
 /// Upstream and downstream datasets the caller may see.
@@ -246,7 +288,12 @@ pub async fn lineage(
     headers: HeaderMap,
 ) -> Result<Json<Lineage>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
-    Ok(Json(control_plane.datasets.lineage(&caller, &owner, &name).await?))
+    Ok(Json(
+        control_plane
+            .datasets
+            .lineage(&caller, &owner, &name)
+            .await?,
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -267,12 +314,19 @@ pub async fn blocks(
     parameters: Result<Query<BlocksParameters>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Json<Vec<BlockEntry>>, ApiError> {
-    let Query(parameters) = parameters.map_err(|error| ApiError::invalid_input(error.body_text()))?;
+    let Query(parameters) =
+        parameters.map_err(|error| ApiError::invalid_input(error.body_text()))?;
     let caller = caller(&control_plane, &headers).await?;
     Ok(Json(
         control_plane
             .datasets
-            .blocks(&caller, &owner, &name, parameters.before, parameters.limit.unwrap_or(50))
+            .blocks(
+                &caller,
+                &owner,
+                &name,
+                parameters.before,
+                parameters.limit.unwrap_or(50),
+            )
             .await?,
     ))
 }

@@ -68,7 +68,9 @@ async fn reindex(
 ) -> Result<Json<IndexReport>, ApiError> {
     let caller = caller(&control_plane, &headers).await?;
     if !caller.is_admin {
-        return Err(ApiError::forbidden("reindexing needs an administrator token"));
+        return Err(ApiError::forbidden(
+            "reindexing needs an administrator token",
+        ));
     }
     Ok(Json(control_plane.indexer.index_all().await?))
 }

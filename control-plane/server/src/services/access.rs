@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use weir_function_runtime::{
-    AccessDecision, AccessPolicy, ApiError, Caller, DatasetAction,
-};
+use weir_function_runtime::{AccessDecision, AccessPolicy, ApiError, Caller, DatasetAction};
 use weir_metastore::{DatasetEntry, Metastore, Role, Visibility};
 
 use crate::error::ServiceResult;
@@ -68,7 +66,11 @@ impl AccessService {
     }
 
     /// The caller's effective role on `dataset` (`None`: may not know it exists).
-    pub async fn role(&self, caller: &Caller, dataset: &DatasetEntry) -> ServiceResult<Option<Role>> {
+    pub async fn role(
+        &self,
+        caller: &Caller,
+        dataset: &DatasetEntry,
+    ) -> ServiceResult<Option<Role>> {
         let key = (
             caller.account_id.clone().unwrap_or_default(),
             dataset.id.clone(),

@@ -17,8 +17,18 @@ use crate::outbox::outbox_message;
 
 /// Names that would collide with API paths.
 const RESERVED_NAMES: &[&str] = &[
-    "accounts", "admin", "auth", "datasets", "graphql", "healthz", "leader", "metrics",
-    "openapi.json", "query", "readyz", "verify",
+    "accounts",
+    "admin",
+    "auth",
+    "datasets",
+    "graphql",
+    "healthz",
+    "leader",
+    "metrics",
+    "openapi.json",
+    "query",
+    "readyz",
+    "verify",
 ];
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -102,13 +112,17 @@ impl AccountService {
 
     /// Creates the admin account unless it exists; returns it.
     pub async fn bootstrap_admin(&self) -> ServiceResult<Account> {
-        if let Some(admin) = self.metastore.account_by_name(&self.config.admin_name).await? {
+        if let Some(admin) = self
+            .metastore
+            .account_by_name(&self.config.admin_name)
+            .await?
+        {
             return Ok(admin);
         }
         let password = match &self.config.admin_password {
-            Some(password) => Some(
-                password::hash_password(password).map_err(ServiceError::Internal)?,
-            ),
+            Some(password) => {
+                Some(password::hash_password(password).map_err(ServiceError::Internal)?)
+            }
             None => None,
         };
         let account = Account {
@@ -169,7 +183,9 @@ impl AccountService {
                     "password must have at least 8 characters".to_string(),
                 ));
             }
-            Some(password) => Some(password::hash_password(password).map_err(ServiceError::Internal)?),
+            Some(password) => {
+                Some(password::hash_password(password).map_err(ServiceError::Internal)?)
+            }
             None => None,
         };
         let account = Account {
@@ -219,7 +235,9 @@ impl AccountService {
             )));
         }
         let member = self.account_by_name(member).await?;
-        self.metastore.add_member(&organization.id, &member.id).await?;
+        self.metastore
+            .add_member(&organization.id, &member.id)
+            .await?;
         Ok(())
     }
 
@@ -247,9 +265,18 @@ impl AccountService {
     }
 
     pub async fn login(&self, name: &str, password: &str) -> ServiceResult<LoginResponse> {
-        let rejected = || ServiceError::Unauthenticated("wrong account name or password".to_string());
-        let account = self.metastore.account_by_name(name).await?.ok_or_else(rejected)?;
-        let hash = self.metastore.password_hash(&account.id).await?.ok_or_else(rejected)?;
+        let rejected =
+            || ServiceError::Unauthenticated("wrong account name or password".to_string());
+        let account = self
+            .metastore
+            .account_by_name(name)
+            .await?
+            .ok_or_else(rejected)?;
+        let hash = self
+            .metastore
+            .password_hash(&account.id)
+            .await?
+            .ok_or_else(rejected)?;
         if !password::verify_password(password, &hash) {
             return Err(rejected());
         }
@@ -292,7 +319,9 @@ impl AccountService {
             created_at: now.timestamp_millis(),
             revoked_at: None,
         };
-        self.metastore.create_token(record, &token_hash(&token)).await?;
+        self.metastore
+            .create_token(record, &token_hash(&token))
+            .await?;
         Ok(CreatedToken {
             id,
             name: name.to_string(),
@@ -303,7 +332,9 @@ impl AccountService {
 
     pub async fn create_token(&self, caller: &Caller, name: &str) -> ServiceResult<CreatedToken> {
         if name.trim().is_empty() {
-            return Err(ServiceError::InvalidInput("token `name` must not be empty".to_string()));
+            return Err(ServiceError::InvalidInput(
+                "token `name` must not be empty".to_string(),
+            ));
         }
         let account = self.me(caller).await?;
         self.issue_token(&account, name).await
@@ -346,7 +377,12 @@ impl AccountService {
     }
 
     async fn is_revoked(&self, token: &str, token_id: &str) -> ServiceResult<bool> {
-        if let Some(revoked) = self.revocations.lock().expect("revocations lock").get(token_id) {
+        if let Some(revoked) = self
+            .revocations
+            .lock()
+            .expect("revocations lock")
+            .get(token_id)
+        {
             return Ok(*revoked);
         }
         let revoked = match self.metastore.token_by_id(token_id).await? {
@@ -370,7 +406,9 @@ impl AccountService {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .ok_or_else(|| {
-                ServiceError::Unauthenticated("expected `Authorization: Bearer <token>`".to_string())
+                ServiceError::Unauthenticated(
+                    "expected `Authorization: Bearer <token>`".to_string(),
+                )
             })?
             .trim();
         let now = chrono::Utc::now().timestamp();

@@ -113,7 +113,11 @@ impl DatasetService {
             Some(role) if role >= needed => Ok(entry),
             Some(role) => Err(ServiceError::Forbidden(format!(
                 "{} on `{alias}` needs the {} role; you have {}",
-                if caller.account_id.is_some() { "this" } else { "anonymous access" },
+                if caller.account_id.is_some() {
+                    "this"
+                } else {
+                    "anonymous access"
+                },
                 needed.as_str(),
                 role.as_str()
             ))),
@@ -145,9 +149,11 @@ impl DatasetService {
                 owner.name
             )));
         }
-        let definition = weir_odf::manifest::parse_dataset_manifest(manifest)
+        let mut definition = weir_odf::manifest::parse_dataset_manifest(manifest)
             .map_err(|error| ServiceError::InvalidInput(format!("manifest: {error}")))?;
         let account: AccountName = owner.name.parse().map_err(ServiceError::internal)?;
+        self.resolve_transform_inputs(caller, &account, &mut definition)
+            .await?;
         let (dataset, result) = self
             .store
             .create_dataset(&account, definition, chrono::Utc::now())
@@ -177,23 +183,24 @@ impl DatasetService {
             .rsplit_once('/')
             .map(|(_, name)| name.to_string())
             .unwrap_or(alias_text.clone());
-        let seed_kind = match self.store.dataset(dataset.id()).blocks_from(&result.new_head).await?.last() {
-            Some((_, block)) => match &block.event {
-                weir_odf::MetadataEvent::Seed(seed) => format!("{:?}", seed.dataset_kind).to_lowercase(),
-                _ => "root".to_string(),
-            },
-            None => "root".to_string(),
+        let seed_kind = match result.blocks.first().map(|(_, block)| &block.event) {
+            Some(weir_odf::MetadataEvent::Seed(seed)) => {
+                format!("{:?}", seed.dataset_kind).to_lowercase()
+            }
+            _ => "root".to_string(),
         };
+        let head_sequence = result
+            .blocks
+            .last()
+            .map(|(_, block)| block.sequence_number)
+            .unwrap_or_default();
         let entry = DatasetEntry {
             id: did.clone(),
             owner_id: owner.id.clone(),
             owner_name: owner.name.clone(),
             name,
             kind: seed_kind.clone(),
-            storage_location: format!(
-                "{}/{did}",
-                self.store.url().as_str().trim_end_matches('/')
-            ),
+            storage_location: format!("{}/{did}", self.store.url().as_str().trim_end_matches('/')),
             visibility,
             created_at: chrono::Utc::now().timestamp_millis(),
             head_hash: None,
@@ -207,10 +214,12 @@ impl DatasetService {
         let committed = outbox_message(WeirEvent::BlockCommitted {
             dataset_id: did.clone(),
             block_hash: result.new_head.to_string(),
-            sequence_number: result.new_sequence_number,
+            sequence_number: head_sequence,
         });
         // Storage already holds the dataset: if this fails, the repair loop registers it.
-        self.metastore.create_dataset(&entry, &[created, committed]).await?;
+        self.metastore
+            .create_dataset(&entry, &[created, committed])
+            .await?;
         self.outbox_wake.notify_one();
         self.indexer.index_dataset(dataset.id()).await?;
         let entry = self
@@ -220,6 +229,47 @@ impl DatasetService {
             .ok_or_else(|| ServiceError::Internal("created dataset vanished".to_string()))?;
         tracing::info!(dataset_id = %did, alias = %entry.alias(), "dataset created");
         self.view(caller, entry).await
+    }
+
+    /// Manifests may name transform inputs by alias; the chain records DIDs (the ODF rule), so
+    /// each alias is resolved here, and kept as the input's query alias. Inputs the caller may
+    /// not read are reported as not found.
+    async fn resolve_transform_inputs(
+        &self,
+        caller: &Caller,
+        owner: &AccountName,
+        definition: &mut weir_odf::manifest::DatasetDefinition,
+    ) -> ServiceResult<()> {
+        use weir_odf::{DatasetRef, MetadataEvent};
+        for event in &mut definition.metadata {
+            let MetadataEvent::SetTransform(transform) = event else {
+                continue;
+            };
+            for input in &mut transform.inputs {
+                let DatasetRef::Alias(alias) = &input.dataset_ref else {
+                    continue;
+                };
+                let account = alias.account_name.clone().unwrap_or_else(|| owner.clone());
+                let text = format!("{account}/{}", alias.dataset_name);
+                let entry = self
+                    .authorize(
+                        caller,
+                        account.as_str(),
+                        alias.dataset_name.as_str(),
+                        Role::Reader,
+                    )
+                    .await
+                    .map_err(|_| {
+                        ServiceError::InvalidInput(format!("transform input `{text}` not found"))
+                    })?;
+                let id: DatasetId = entry.id.parse().map_err(ServiceError::internal)?;
+                if input.alias.is_none() {
+                    input.alias = Some(alias.dataset_name.to_string());
+                }
+                input.dataset_ref = DatasetRef::Id(id);
+            }
+        }
+        Ok(())
     }
 
     pub async fn list(
@@ -236,9 +286,29 @@ impl DatasetService {
         Ok(views)
     }
 
-    pub async fn get(&self, caller: &Caller, owner: &str, name: &str) -> ServiceResult<DatasetView> {
+    pub async fn get(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        name: &str,
+    ) -> ServiceResult<DatasetView> {
         let entry = self.authorize(caller, owner, name, Role::Reader).await?;
+        let entry = self.catch_up(entry).await?;
         self.view(caller, entry).await
+    }
+
+    /// Indexes commits the index has not seen yet (one head read when up to date), so reads
+    /// agree with storage even before the `block-committed` event arrives.
+    async fn catch_up(&self, entry: DatasetEntry) -> ServiceResult<DatasetEntry> {
+        let id: DatasetId = entry.id.parse().map_err(ServiceError::internal)?;
+        if self.indexer.index_dataset(&id).await? == 0 {
+            return Ok(entry);
+        }
+        Ok(self
+            .metastore
+            .dataset_by_id(&entry.id)
+            .await?
+            .unwrap_or(entry))
     }
 
     pub async fn rename(
@@ -248,7 +318,9 @@ impl DatasetService {
         name: &str,
         new_name: &str,
     ) -> ServiceResult<DatasetView> {
-        let entry = self.authorize(caller, owner, name, Role::Maintainer).await?;
+        let entry = self
+            .authorize(caller, owner, name, Role::Maintainer)
+            .await?;
         let new_dataset_name: DatasetName = new_name.parse().map_err(|_| {
             ServiceError::InvalidInput(format!("invalid dataset name `{new_name}`"))
         })?;
@@ -268,7 +340,9 @@ impl DatasetService {
             old_alias: entry.alias(),
             new_alias: format!("{}/{new_name}", entry.owner_name),
         });
-        self.metastore.rename_dataset(&entry.id, new_name, &[event]).await?;
+        self.metastore
+            .rename_dataset(&entry.id, new_name, &[event])
+            .await?;
         self.outbox_wake.notify_one();
         let entry = self
             .metastore
@@ -290,7 +364,9 @@ impl DatasetService {
         }
         let (account, dataset_name) = parse_names(&entry.owner_name, &entry.name)?;
         let id: DatasetId = entry.id.parse().map_err(ServiceError::internal)?;
-        self.store.delete_dataset(&id, &account, &dataset_name).await?;
+        self.store
+            .delete_dataset(&id, &account, &dataset_name)
+            .await?;
         let event = outbox_message(WeirEvent::DatasetDeleted {
             dataset_id: entry.id.clone(),
             alias: entry.alias(),
@@ -308,7 +384,9 @@ impl DatasetService {
         name: &str,
         visibility: Visibility,
     ) -> ServiceResult<DatasetView> {
-        let entry = self.authorize(caller, owner, name, Role::Maintainer).await?;
+        let entry = self
+            .authorize(caller, owner, name, Role::Maintainer)
+            .await?;
         let id: DatasetId = entry.id.parse().map_err(ServiceError::internal)?;
         self.store
             .dataset(&id)
@@ -318,14 +396,23 @@ impl DatasetService {
             dataset_id: entry.id.clone(),
             visibility: visibility.as_str().to_string(),
         });
-        self.metastore.set_visibility(&entry.id, visibility, &[event]).await?;
+        self.metastore
+            .set_visibility(&entry.id, visibility, &[event])
+            .await?;
         self.access.invalidate_dataset(&entry.id);
         self.outbox_wake.notify_one();
         self.get(caller, owner, name).await
     }
 
-    pub async fn roles(&self, caller: &Caller, owner: &str, name: &str) -> ServiceResult<Vec<RoleView>> {
-        let entry = self.authorize(caller, owner, name, Role::Maintainer).await?;
+    pub async fn roles(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        name: &str,
+    ) -> ServiceResult<Vec<RoleView>> {
+        let entry = self
+            .authorize(caller, owner, name, Role::Maintainer)
+            .await?;
         let mut views = Vec::new();
         for (account_id, role) in self.metastore.list_roles(&entry.id).await? {
             let account = self
@@ -349,7 +436,9 @@ impl DatasetService {
         account: &str,
         role: Option<Role>,
     ) -> ServiceResult<Vec<RoleView>> {
-        let entry = self.authorize(caller, owner, name, Role::Maintainer).await?;
+        let entry = self
+            .authorize(caller, owner, name, Role::Maintainer)
+            .await?;
         let grantee = self.accounts.account_by_name(account).await?;
         let current = self.metastore.role_of(&entry.id, &grantee.id).await?;
         let touches_owner = role == Some(Role::Owner) || current == Some(Role::Owner);
@@ -368,21 +457,34 @@ impl DatasetService {
             account_id: grantee.id.clone(),
             role: role.map(|role| role.as_str().to_string()),
         });
-        self.metastore.set_role(&entry.id, &grantee.id, role, &[event]).await?;
+        self.metastore
+            .set_role(&entry.id, &grantee.id, role, &[event])
+            .await?;
         self.access.invalidate_dataset(&entry.id);
         self.outbox_wake.notify_one();
         self.roles(caller, owner, name).await
     }
 
-    pub async fn lineage(&self, caller: &Caller, owner: &str, name: &str) -> ServiceResult<Lineage> {
+    pub async fn lineage(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        name: &str,
+    ) -> ServiceResult<Lineage> {
         let entry = self.authorize(caller, owner, name, Role::Reader).await?;
         let mut lineage = Lineage {
             upstream: Vec::new(),
             downstream: Vec::new(),
         };
         for (ids, views) in [
-            (self.metastore.upstream(&entry.id).await?, &mut lineage.upstream),
-            (self.metastore.downstream(&entry.id).await?, &mut lineage.downstream),
+            (
+                self.metastore.upstream(&entry.id).await?,
+                &mut lineage.upstream,
+            ),
+            (
+                self.metastore.downstream(&entry.id).await?,
+                &mut lineage.downstream,
+            ),
         ] {
             for id in ids {
                 let Some(related) = self.metastore.dataset_by_id(&id).await? else {
@@ -406,6 +508,7 @@ impl DatasetService {
         limit: i64,
     ) -> ServiceResult<Vec<BlockEntry>> {
         let entry = self.authorize(caller, owner, name, Role::Reader).await?;
+        let entry = self.catch_up(entry).await?;
         Ok(self
             .metastore
             .blocks(&entry.id, before, limit.clamp(1, 1000))

@@ -29,10 +29,8 @@ impl Harness {
         let store = DatasetStore::local_fs(dir.path()).unwrap();
         let mut config = IngestConfig::default();
         adjust(&mut config);
-        let router = weir_ingest::router(Arc::new(IngestContext {
-            store: store.clone(),
-            config,
-        }));
+        let router =
+            weir_ingest::router(Arc::new(IngestContext::standalone(store.clone(), config)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {

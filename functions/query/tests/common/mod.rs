@@ -70,10 +70,7 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        let ingest = IngestContext {
-            store: store.clone(),
-            config: IngestConfig::default(),
-        };
+        let ingest = IngestContext::standalone(store.clone(), IngestConfig::default());
         Self {
             store,
             context,
@@ -95,6 +92,7 @@ impl Harness {
     /// Pushes NDJSON records and returns the new head.
     pub async fn push(&self, account: &str, dataset: &str, ndjson: &str) -> String {
         let request = IngestRequest {
+            caller: weir_function_runtime::Caller::anonymous(),
             account: account.to_string(),
             dataset: dataset.to_string(),
             source_name: None,

@@ -1,0 +1,182 @@
+//! `weir up`: the control plane, the ingest and query functions and FlightSQL in one process.
+//!
+//! Embedded defaults (no flags): SQLite at `DIR/metadata.db`, datasets under `DIR/datasets`,
+//! the in-process event bus, a signing key kept in `DIR/signing.key`. `--config FILE` reads
+//! `control_plane:`, `ingest:` and `query:` sections instead (PostgreSQL, S3, NATS).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use weir_control_plane::{ControlPlane, ControlPlaneConfig};
+use weir_ingest::{IngestConfig, IngestContext};
+use weir_query::QueryConfig;
+
+pub struct UpOptions {
+    pub data_dir: PathBuf,
+    pub listen: String,
+    pub flightsql_listen: String,
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpConfig {
+    pub control_plane: Option<ControlPlaneConfig>,
+    pub ingest: IngestConfig,
+    pub query: QueryConfig,
+}
+
+fn embedded_config(data_dir: &Path) -> Result<ControlPlaneConfig, String> {
+    std::fs::create_dir_all(data_dir.join("datasets"))
+        .map_err(|error| format!("cannot create {}: {error}", data_dir.display()))?;
+    let key_path = data_dir.join("signing.key");
+    let signing_key = match std::fs::read_to_string(&key_path) {
+        Ok(text) => text.trim().to_string(),
+        Err(_) => {
+            let seed: [u8; 32] = rand::random();
+            let hex: String = seed.iter().map(|byte| format!("{byte:02x}")).collect();
+            write_private(&key_path, &hex)?;
+            hex
+        }
+    };
+    let mut config = ControlPlaneConfig {
+        database_url: format!("sqlite://{}", data_dir.join("metadata.db").display()),
+        storage: weir_dataset::StorageConfig::LocalFs {
+            root_dir: data_dir.join("datasets"),
+        },
+        ..Default::default()
+    };
+    config.auth.signing_key = Some(signing_key);
+    Ok(config)
+}
+
+fn write_private(path: &Path, content: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+    file.write_all(content.as_bytes())
+        .map_err(|error| format!("cannot write {}: {error}", path.display()))
+}
+
+pub fn load_up_config(options: &UpOptions) -> Result<UpConfig, String> {
+    let Some(path) = &options.config else {
+        return Ok(UpConfig {
+            control_plane: Some(embedded_config(&options.data_dir)?),
+            ..Default::default()
+        });
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let mut config: UpConfig =
+        serde_yaml::from_str(&text).map_err(|error| format!("{}: {error}", path.display()))?;
+    if config.control_plane.is_none() {
+        config.control_plane = Some(embedded_config(&options.data_dir)?);
+    }
+    Ok(config)
+}
+
+/// Starts the control plane with the config of `weir up` (also used by `weir reindex`).
+pub async fn start_control_plane(
+    options: &UpOptions,
+) -> Result<(Arc<ControlPlane>, UpConfig), String> {
+    let mut config = load_up_config(options)?;
+    let control_plane_config = config.control_plane.take().unwrap_or_default();
+    let control_plane = ControlPlane::start(control_plane_config).await?;
+    Ok((control_plane, config))
+}
+
+/// The admin's token: the one in `DIR/admin.token` while it still works, else a new one.
+async fn admin_token(control_plane: &ControlPlane, data_dir: &Path) -> Result<String, String> {
+    let path = data_dir.join("admin.token");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        let existing = existing.trim().to_string();
+        let header = format!("Bearer {existing}");
+        if let Ok(caller) = control_plane.accounts.authenticate(Some(&header)).await
+            && caller.account_id.as_deref() == Some(control_plane.admin.id.as_str())
+        {
+            return Ok(existing);
+        }
+    }
+    let created = control_plane
+        .accounts
+        .issue_token(&control_plane.admin, "weir up")
+        .await
+        .map_err(|error| error.to_string())?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|error| format!("cannot create {}: {error}", data_dir.display()))?;
+    write_private(&path, &created.token)?;
+    Ok(created.token)
+}
+
+pub async fn run(options: UpOptions) -> Result<(), String> {
+    weir_function_runtime::server::init_tracing();
+    let address: SocketAddr = options
+        .listen
+        .parse()
+        .map_err(|_| format!("invalid --listen address `{}`", options.listen))?;
+    let (control_plane, config) = start_control_plane(&options).await?;
+    let storage = control_plane.config.storage.clone();
+
+    let access = control_plane.access_policy();
+    let mut ingest_config = config.ingest;
+    ingest_config.storage = storage.clone();
+    let ingest = Arc::new(IngestContext {
+        store: control_plane.store.clone(),
+        config: ingest_config,
+        access: access.clone(),
+        notifier: Some(control_plane.commit_notifier("ingest")),
+    });
+    let mut query_config = config.query;
+    query_config.storage = storage;
+    query_config.default_account = control_plane.admin.name.clone();
+    let query = weir_query::build_context_with_access(query_config, access)?;
+
+    let flight_listener = tokio::net::TcpListener::bind(&options.flightsql_listen)
+        .await
+        .map_err(|error| {
+            format!(
+                "cannot listen for flightsql on {}: {error}",
+                options.flightsql_listen
+            )
+        })?;
+    let flight_address = flight_listener
+        .local_addr()
+        .map_err(|error| error.to_string())?;
+    let engine = Arc::new(weir_query::execute::QueryEngine {
+        catalog: query.engine.catalog.clone(),
+        config: query.engine.config.clone(),
+    });
+    tokio::spawn(async move {
+        if let Err(message) = weir_query::flight::serve_flightsql(engine, flight_listener).await {
+            tracing::error!(%message, "flightsql stopped");
+        }
+    });
+
+    let token = admin_token(&control_plane, &options.data_dir).await?;
+    let router = weir_control_plane::rest::router(control_plane.clone())
+        .merge(weir_ingest::router(ingest))
+        .merge(weir_query::router(query));
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|error| format!("cannot listen on {address}: {error}"))?;
+    let bound = listener.local_addr().map_err(|error| error.to_string())?;
+    println!("weir is up on http://{bound} (flightsql on grpc://{flight_address})");
+    println!(
+        "admin token (also in {}):",
+        options.data_dir.join("admin.token").display()
+    );
+    println!("{token}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    weir_function_runtime::server::serve_listener(router, "weir", listener)
+        .await
+        .map_err(|error| format!("http server failed: {error}"))
+}
