@@ -1,7 +1,8 @@
 //! A small migration runner: each migration runs in its own transaction together with the row
-//! recording it, so a replica that loses the race to apply it rolls back and moves on.
+//! recording it. On PostgreSQL, replicas starting together serialize on an advisory lock
+//! (concurrent `CREATE TABLE IF NOT EXISTS` can otherwise fail on the catalog's unique index).
 
-use sqlx::AnyPool;
+use sqlx::{Acquire, AnyPool};
 
 use super::Backend;
 use crate::error::{MetastoreError, MetastoreResult};
@@ -18,23 +19,44 @@ const MIGRATIONS: &[Migration] = &[Migration {
     sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
 }];
 
+/// Arbitrary key of the advisory lock guarding migrations.
+const MIGRATION_LOCK_KEY: i64 = 0x5745_4952_4d49_47;
+
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()> {
+    let mut connection = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *connection)
+            .await?;
+    }
+    let result = apply(&mut connection, backend).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *connection)
+            .await?;
+    }
+    result
+}
+
+async fn apply(connection: &mut sqlx::AnyConnection, backend: Backend) -> MetastoreResult<()> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS weir_schema_migrations \
          (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *connection)
     .await?;
     for migration in MIGRATIONS {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT version FROM weir_schema_migrations WHERE version = $1")
                 .bind(migration.version)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *connection)
                 .await?;
         if applied.is_some() {
             continue;
         }
-        let mut transaction = pool.begin().await?;
+        let mut transaction = connection.begin().await?;
         let recorded = sqlx::query(
             "INSERT INTO weir_schema_migrations (version, applied_at) VALUES ($1, $2) \
              ON CONFLICT (version) DO NOTHING",
