@@ -168,3 +168,47 @@ fn ingest_function_has_no_database_or_cloud_sdk_dependencies() {
         ],
     );
 }
+
+#[test]
+fn metastore_knows_neither_odf_nor_storage_nor_http() {
+    assert_free_of(
+        "weir-metastore",
+        &[
+            "weir-odf",
+            "weir-dataset",
+            "datafusion",
+            "object_store",
+            "axum",
+            "async-nats",
+        ],
+    );
+}
+
+#[test]
+fn event_bus_knows_neither_database_nor_storage_nor_http() {
+    assert_free_of(
+        "weir-events",
+        &["weir-odf", "weir-dataset", "sqlx", "datafusion", "axum"],
+    );
+}
+
+#[test]
+fn control_plane_does_not_depend_on_functions() {
+    assert_free_of("weir-control-plane", &["weir-ingest", "weir-query"]);
+}
+
+#[test]
+fn functions_do_not_depend_on_the_control_plane_or_its_database() {
+    for function in ["weir-ingest", "weir-query"] {
+        assert_free_of(
+            function,
+            &[
+                "weir-control-plane",
+                "weir-metastore",
+                "weir-events",
+                "sqlx",
+                "async-graphql",
+            ],
+        );
+    }
+}

@@ -20,7 +20,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// Arbitrary key of the advisory lock guarding migrations.
-const MIGRATION_LOCK_KEY: i64 = 0x5745_4952_4d49_47;
+const MIGRATION_LOCK_KEY: i64 = 0x0057_4549_524d_4947;
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()> {
     let mut connection = pool.acquire().await?;
