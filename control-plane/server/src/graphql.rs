@@ -18,24 +18,28 @@ use crate::services::datasets::DatasetView;
 
 pub type WeirSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
-    Router::new().route("/graphql", post(execute))
+/// The schema is built once; each request adds its caller.
+pub fn routes(control_plane: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
+    let schema: WeirSchema = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
+        .data(control_plane)
+        .limit_depth(12)
+        .finish();
+    Router::new().route(
+        "/graphql",
+        post(move |state, headers, body| execute(state, headers, body, schema.clone())),
+    )
 }
 
 async fn execute(
     State(control_plane): State<Arc<ControlPlane>>,
     headers: HeaderMap,
     body: Bytes,
+    schema: WeirSchema,
 ) -> Result<Json<async_graphql::Response>, ApiError> {
     let caller = crate::rest::caller(&control_plane, &headers).await?;
     let request: async_graphql::Request = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid_input(format!("graphql request body: {error}")))?;
-    let schema = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
-        .data(control_plane)
-        .data(caller)
-        .limit_depth(12)
-        .finish();
-    Ok(Json(schema.execute(request).await))
+    Ok(Json(schema.execute(request.data(caller)).await))
 }
 
 fn parts<'a>(context: &'a Context<'_>) -> (&'a Arc<ControlPlane>, &'a Caller) {

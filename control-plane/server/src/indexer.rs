@@ -67,6 +67,11 @@ pub fn key_fields(event: &MetadataEvent) -> serde_json::Value {
     value
 }
 
+/// `root` or `derivative`, as the registry stores it.
+pub fn kind_name(kind: weir_odf::DatasetKind) -> String {
+    format!("{kind:?}").to_lowercase()
+}
+
 fn block_entry(hash: &Multihash, block: &MetadataBlock) -> BlockEntry {
     BlockEntry {
         sequence_number: block.sequence_number as i64,
@@ -213,7 +218,7 @@ impl Indexer {
         let (kind, created_at) = match blocks.last() {
             Some((_, seed_block)) => match &seed_block.event {
                 MetadataEvent::Seed(seed) => (
-                    format!("{:?}", seed.dataset_kind).to_lowercase(),
+                    kind_name(seed.dataset_kind),
                     seed_block.system_time.timestamp_millis(),
                 ),
                 _ => return Ok(None),

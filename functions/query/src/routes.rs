@@ -155,11 +155,10 @@ pub async fn caller_of(context: &QueryContext, headers: &HeaderMap) -> Result<Ca
 
 async fn resolve(
     context: &QueryContext,
-    headers: &HeaderMap,
+    caller: &Caller,
     account: &str,
     name: &str,
 ) -> Result<weir_dataset::Dataset, ApiError> {
-    let caller = caller_of(context, headers).await?;
     let alias = format!("{account}/{name}");
     let not_found = || QueryError::DatasetNotFound(alias.clone());
     let account: AccountName = account.parse().map_err(|_| not_found())?;
@@ -172,7 +171,7 @@ async fn resolve(
         .map_err(|error| QueryError::Internal(error.to_string()))?
         .ok_or_else(not_found)?;
     let dataset_alias = weir_odf::DatasetAlias::new(Some(account), name);
-    catalog.check_read(&caller, &dataset_alias, &id).await?;
+    catalog.check_read(caller, &dataset_alias, &id).await?;
     Ok(catalog.store.dataset(&id))
 }
 
@@ -197,8 +196,8 @@ async fn tail(
 ) -> Result<Response, ApiError> {
     let Query(parameters) =
         parameters.map_err(|error| QueryError::InvalidRequest(error.body_text()))?;
-    resolve(&context, &headers, &account, &dataset).await?;
     let caller = caller_of(&context, &headers).await?;
+    resolve(&context, &caller, &account, &dataset).await?;
     // Account and dataset names were validated by `resolve`: letters, digits, `-` and `.` only.
     let table = format!("\"{account}/{dataset}\"");
     let mut request = QueryRequest::simple(format!(
@@ -215,7 +214,8 @@ async fn metadata(
     Path((account, dataset)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &headers, &account, &dataset).await?;
+    let caller = caller_of(&context, &headers).await?;
+    let dataset = resolve(&context, &caller, &account, &dataset).await?;
     Ok(Json(
         dataset_metadata(
             &dataset,
@@ -257,7 +257,8 @@ async fn head_ref(
     Path((account, dataset)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(&context, &headers, &account, &dataset).await?;
+    let caller = caller_of(&context, &headers).await?;
+    let dataset = resolve(&context, &caller, &account, &dataset).await?;
     let head = dataset
         .head()
         .await
@@ -284,7 +285,8 @@ async fn object(
     (account, dataset, hash): (String, String, String),
     kind: ObjectKind,
 ) -> Result<Response, ApiError> {
-    let dataset = resolve(context, headers, &account, &dataset).await?;
+    let caller = caller_of(context, headers).await?;
+    let dataset = resolve(context, &caller, &account, &dataset).await?;
     let hash = parse_hash(&hash)?;
     let bytes = match kind {
         ObjectKind::Block => dataset.get_block_bytes(&hash).await,

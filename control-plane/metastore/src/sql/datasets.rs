@@ -29,6 +29,44 @@ fn dataset_from_row(row: &AnyRow) -> MetastoreResult<DatasetEntry> {
     })
 }
 
+macro_rules! insert_dataset_sql {
+    () => {
+        "INSERT INTO datasets (id, owner_id, owner_name, name, alias_key, kind, \
+         storage_location, visibility, created_at, head_hash, head_sequence) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    };
+}
+
+const INSERT_DATASET: &str = insert_dataset_sql!();
+
+/// Reindex: replaces what storage knows, keeps visibility and head (the index moves the head).
+const UPSERT_DATASET: &str = concat!(
+    insert_dataset_sql!(),
+    " ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, \
+     owner_name = excluded.owner_name, name = excluded.name, \
+     alias_key = excluded.alias_key, kind = excluded.kind, \
+     storage_location = excluded.storage_location"
+);
+
+/// `sql` (one of the two above) with the registry row bound.
+fn insert_dataset<'q>(
+    sql: &'static str,
+    entry: &'q DatasetEntry,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(sql)
+        .bind(&entry.id)
+        .bind(&entry.owner_id)
+        .bind(&entry.owner_name)
+        .bind(&entry.name)
+        .bind(alias_key(&entry.owner_name, &entry.name))
+        .bind(&entry.kind)
+        .bind(&entry.storage_location)
+        .bind(entry.visibility.as_str())
+        .bind(entry.created_at)
+        .bind(&entry.head_hash)
+        .bind(entry.head_sequence)
+}
+
 fn alias_conflict(entry_alias: String) -> impl Fn(sqlx::Error) -> MetastoreError {
     move |error| match MetastoreError::from(error) {
         MetastoreError::Conflict(_) => {
@@ -81,25 +119,10 @@ impl DatasetRepository for SqlMetastore {
         outbox: &[OutboxMessage],
     ) -> MetastoreResult<()> {
         let mut transaction = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO datasets (id, owner_id, owner_name, name, alias_key, kind, \
-             storage_location, visibility, created_at, head_hash, head_sequence) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&entry.id)
-        .bind(&entry.owner_id)
-        .bind(&entry.owner_name)
-        .bind(&entry.name)
-        .bind(alias_key(&entry.owner_name, &entry.name))
-        .bind(&entry.kind)
-        .bind(&entry.storage_location)
-        .bind(entry.visibility.as_str())
-        .bind(entry.created_at)
-        .bind(&entry.head_hash)
-        .bind(entry.head_sequence)
-        .execute(&mut *transaction)
-        .await
-        .map_err(alias_conflict(entry.alias()))?;
+        insert_dataset(INSERT_DATASET, entry)
+            .execute(&mut *transaction)
+            .await
+            .map_err(alias_conflict(entry.alias()))?;
         sqlx::query(
             "INSERT INTO dataset_roles (dataset_id, account_id, role) VALUES ($1, $2, 'owner')",
         )
@@ -114,29 +137,10 @@ impl DatasetRepository for SqlMetastore {
 
     async fn upsert_dataset(&self, entry: &DatasetEntry) -> MetastoreResult<()> {
         let mut transaction = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO datasets (id, owner_id, owner_name, name, alias_key, kind, \
-             storage_location, visibility, created_at, head_hash, head_sequence) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (id) DO UPDATE SET owner_id = excluded.owner_id, \
-             owner_name = excluded.owner_name, name = excluded.name, \
-             alias_key = excluded.alias_key, kind = excluded.kind, \
-             storage_location = excluded.storage_location",
-        )
-        .bind(&entry.id)
-        .bind(&entry.owner_id)
-        .bind(&entry.owner_name)
-        .bind(&entry.name)
-        .bind(alias_key(&entry.owner_name, &entry.name))
-        .bind(&entry.kind)
-        .bind(&entry.storage_location)
-        .bind(entry.visibility.as_str())
-        .bind(entry.created_at)
-        .bind(&entry.head_hash)
-        .bind(entry.head_sequence)
-        .execute(&mut *transaction)
-        .await
-        .map_err(alias_conflict(entry.alias()))?;
+        insert_dataset(UPSERT_DATASET, entry)
+            .execute(&mut *transaction)
+            .await
+            .map_err(alias_conflict(entry.alias()))?;
         sqlx::query(
             "INSERT INTO dataset_roles (dataset_id, account_id, role) VALUES ($1, $2, 'owner') \
              ON CONFLICT DO NOTHING",

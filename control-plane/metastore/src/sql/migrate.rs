@@ -9,15 +9,24 @@ use crate::error::{MetastoreError, MetastoreResult};
 
 struct Migration {
     version: i64,
-    postgres: &'static str,
-    sqlite: &'static str,
+    /// PostgreSQL dialect; `for_backend` adapts it to SQLite.
+    sql: &'static str,
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    postgres: include_str!("../../migrations/postgres/0001_initial.sql"),
-    sqlite: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    sql: include_str!("../../migrations/0001_initial.sql"),
 }];
+
+/// The one place the dialects differ in our schema: auto-increment keys.
+fn for_backend(sql: &str, backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => sql.to_string(),
+        Backend::Sqlite => {
+            sql.replace("BIGSERIAL PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT")
+        }
+    }
+}
 
 /// Arbitrary key of the advisory lock guarding migrations.
 const MIGRATION_LOCK_KEY: i64 = 0x0057_4549_524d_4947;
@@ -68,11 +77,8 @@ async fn apply(connection: &mut sqlx::AnyConnection, backend: Backend) -> Metast
         if recorded.rows_affected() == 0 {
             continue;
         }
-        let sql = match backend {
-            Backend::Postgres => migration.postgres,
-            Backend::Sqlite => migration.sqlite,
-        };
-        sqlx::raw_sql(sql)
+        let sql = for_backend(migration.sql, backend);
+        sqlx::raw_sql(&sql)
             .execute(&mut *transaction)
             .await
             .map_err(|error| {

@@ -1,6 +1,7 @@
 //! The sqlx implementation of every repository, for PostgreSQL and SQLite through sqlx's `Any`
 //! driver. Statements use only SQL both databases accept (`$n` parameters, `ON CONFLICT`,
-//! `RETURNING`); the schema differs only where the dialects do and lives in `migrations/`.
+//! `RETURNING`); the schema in `migrations/` is PostgreSQL's, adapted to SQLite where the
+//! dialects differ (auto-increment keys).
 
 mod accounts;
 mod datasets;

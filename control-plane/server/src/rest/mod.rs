@@ -55,7 +55,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .route("/leader", get(leader))
         .merge(accounts::routes())
         .merge(datasets::routes())
-        .merge(crate::graphql::routes())
+        .merge(crate::graphql::routes(control_plane.clone()))
         .with_state(control_plane)
 }
 

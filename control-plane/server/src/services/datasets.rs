@@ -16,7 +16,7 @@ use weir_metastore::{
 use weir_odf::{AccountName, DatasetId, DatasetName};
 
 use crate::error::{ServiceError, ServiceResult};
-use crate::indexer::Indexer;
+use crate::indexer::{Indexer, kind_name};
 use crate::outbox::outbox_message;
 use crate::services::accounts::require_account;
 use crate::services::{AccessService, AccountService};
@@ -154,6 +154,11 @@ impl DatasetService {
         let account: AccountName = owner.name.parse().map_err(ServiceError::internal)?;
         self.resolve_transform_inputs(caller, &account, &mut definition)
             .await?;
+        let name = definition
+            .alias
+            .as_ref()
+            .map(|alias| alias.dataset_name.to_string())
+            .unwrap_or_default();
         let (dataset, result) = self
             .store
             .create_dataset(&account, definition, chrono::Utc::now())
@@ -175,19 +180,9 @@ impl DatasetService {
             .put_info("visibility", Bytes::from(visibility.as_str()))
             .await?;
         let did = dataset.id().to_did_string();
-        let alias_text = dataset
-            .get_info("alias")
-            .await
-            .map(|bytes| String::from_utf8_lossy(&bytes).to_string())?;
-        let name = alias_text
-            .rsplit_once('/')
-            .map(|(_, name)| name.to_string())
-            .unwrap_or(alias_text.clone());
         let seed_kind = match result.blocks.first().map(|(_, block)| &block.event) {
-            Some(weir_odf::MetadataEvent::Seed(seed)) => {
-                format!("{:?}", seed.dataset_kind).to_lowercase()
-            }
-            _ => "root".to_string(),
+            Some(weir_odf::MetadataEvent::Seed(seed)) => kind_name(seed.dataset_kind),
+            _ => kind_name(weir_odf::DatasetKind::Root),
         };
         let head_sequence = result
             .blocks
