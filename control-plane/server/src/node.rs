@@ -9,7 +9,7 @@ use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use weir_dataset::DatasetStore;
 use weir_events::{BusError, EventBus, EventEnvelope, InProcessEventBus, NatsEventBus, WeirEvent};
-use weir_function_runtime::{AccessPolicy, CommitNotifier};
+use weir_function_runtime::{AccessPolicy, Caller, CommitNotifier};
 use weir_metastore::{Account, Metastore, SqlMetastore, Visibility};
 
 use crate::auth::TokenSigner;
@@ -224,7 +224,13 @@ struct BusCommitNotifier {
 
 #[async_trait]
 impl CommitNotifier for BusCommitNotifier {
-    async fn block_committed(&self, dataset_id: &str, block_hash: &str, sequence_number: u64) {
+    async fn block_committed(
+        &self,
+        _caller: &Caller,
+        dataset_id: &str,
+        block_hash: &str,
+        sequence_number: u64,
+    ) {
         let envelope = EventEnvelope::new(
             &self.source,
             None,

@@ -2,11 +2,15 @@
 
 use serde::Deserialize;
 use weir_dataset::StorageConfig;
+use weir_function_runtime::ControlPlaneLinkConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestConfig {
     pub storage: StorageConfig,
+    /// The control plane that authenticates callers and decides access (and, for ingest, is told
+    /// about commits). Without one every caller may do everything: development only.
+    pub control_plane: Option<ControlPlaneLinkConfig>,
     /// Largest accepted request body; larger ones answer 413.
     pub max_body_bytes: u64,
     /// Commit attempts when concurrent writers keep moving the head; then 409.
@@ -17,6 +21,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             storage: StorageConfig::default(),
+            control_plane: None,
             max_body_bytes: 1 << 30,
             max_commit_attempts: 20,
         }

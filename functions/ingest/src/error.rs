@@ -9,6 +9,9 @@ pub enum IngestError {
     DatasetNotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The platform refused or could not check the caller (401, or 503 when unreachable).
+    #[error("{0}")]
+    Access(weir_function_runtime::ApiError),
     #[error("dataset `{0}` is derivative: only root datasets accept pushed data")]
     DerivativeDataset(String),
     #[error("dataset `{0}` has no push source")]
@@ -93,6 +96,7 @@ impl From<IngestError> for ApiError {
             IngestError::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             IngestError::TooManyConflicts { .. } => ErrorKind::Conflict,
             IngestError::Internal(_) => ErrorKind::Internal,
+            IngestError::Access(error) => error.kind,
         };
         ApiError::new(kind, error.to_string())
     }

@@ -27,8 +27,17 @@ pub use service::{IngestContext, IngestRequest, IngestResponse};
 
 pub const FUNCTION_NAME: &str = "ingest";
 
-/// Builds the function's context and router from its config (once per cold start).
-pub fn build(config: IngestConfig) -> Result<axum::Router, IngestError> {
-    let store = config.storage.open()?;
-    Ok(router(Arc::new(IngestContext::standalone(store, config))))
+/// Builds the function's context and router from its config (once per cold start): links to the
+/// configured control plane, or runs open to everyone without one.
+pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
+    let store = config.storage.open().map_err(|error| error.to_string())?;
+    let platform =
+        weir_function_runtime::Platform::from_config(FUNCTION_NAME, config.control_plane.as_ref())
+            .await?;
+    Ok(router(Arc::new(IngestContext {
+        store,
+        config,
+        access: platform.access,
+        notifier: platform.notifier,
+    })))
 }

@@ -87,7 +87,7 @@ impl IngestContext {
             .access
             .decide(&request.caller, &id.to_did_string(), DatasetAction::Write)
             .await
-            .map_err(|error| IngestError::Internal(error.message))?;
+            .map_err(IngestError::Access)?;
         match decision {
             AccessDecision::Allowed => Ok(self.store.dataset(&id)),
             AccessDecision::Hidden => Err(not_found()),
@@ -239,6 +239,7 @@ impl IngestContext {
                             .unwrap_or_default();
                         notifier
                             .block_committed(
+                                &request.caller,
                                 &dataset.id().to_did_string(),
                                 &result.new_head.to_string(),
                                 sequence_number,

@@ -79,7 +79,7 @@ impl QueryCatalog {
             .access
             .decide(caller, &id.to_did_string(), DatasetAction::Read)
             .await
-            .map_err(|error| QueryError::Internal(error.message))?;
+            .map_err(QueryError::Access)?;
         match decision {
             AccessDecision::Allowed => Ok(()),
             _ => Err(QueryError::DatasetNotFound(alias.to_string())),

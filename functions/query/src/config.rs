@@ -2,11 +2,15 @@
 
 use serde::Deserialize;
 use weir_dataset::StorageConfig;
+use weir_function_runtime::ControlPlaneLinkConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
     pub storage: StorageConfig,
+    /// The control plane that authenticates callers and decides access (and, for ingest, is told
+    /// about commits). Without one every caller may do everything: development only.
+    pub control_plane: Option<ControlPlaneLinkConfig>,
     /// Account whose datasets bare table names (`"cities"`) refer to.
     pub default_account: String,
     /// Memory pool of one query; exceeding it fails the query with 400.
@@ -27,6 +31,7 @@ impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             storage: StorageConfig::default(),
+            control_plane: None,
             default_account: "admin".to_string(),
             memory_limit_bytes: 1 << 30,
             timeout_seconds: 30,

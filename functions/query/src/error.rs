@@ -25,6 +25,9 @@ pub enum QueryError {
     TooManyRows { limit: u64 },
     #[error("query failed: {0}")]
     Execution(String),
+    /// The platform refused or could not check the caller (401, or 503 when unreachable).
+    #[error("{0}")]
+    Access(ApiError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -62,6 +65,7 @@ impl QueryError {
             DataFusionError::External(inner) => match inner.downcast_ref::<QueryError>() {
                 Some(QueryError::DatasetNotFound(alias)) => Self::DatasetNotFound(alias.clone()),
                 Some(QueryError::InvalidRequest(detail)) => Self::InvalidRequest(detail.clone()),
+                Some(QueryError::Access(error)) => Self::Access(error.clone()),
                 Some(QueryError::BlockNotFound { alias, block }) => Self::BlockNotFound {
                     alias: alias.clone(),
                     block: block.clone(),
@@ -87,6 +91,7 @@ impl From<QueryError> for ApiError {
             QueryError::DatasetNotFound(_) => ErrorKind::NotFound,
             QueryError::Timeout { .. } => ErrorKind::Retryable,
             QueryError::Internal(_) => ErrorKind::Internal,
+            QueryError::Access(error) => error.kind,
         };
         ApiError::new(kind, error.to_string())
     }

@@ -93,6 +93,13 @@ fn status(error: QueryError) -> Status {
         DatasetNotFound(_) => Status::not_found(error.to_string()),
         Timeout { .. } => Status::deadline_exceeded(error.to_string()),
         Internal(_) => Status::internal(error.to_string()),
+        Access(error) => match error.kind {
+            weir_function_runtime::ErrorKind::Unauthenticated => {
+                Status::unauthenticated(error.message)
+            }
+            weir_function_runtime::ErrorKind::Retryable => Status::unavailable(error.message),
+            _ => Status::internal(error.message),
+        },
     }
 }
 

@@ -50,9 +50,13 @@ pub fn node_key(config: &QueryConfig) -> Result<SigningKey, String> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
-/// Builds the query context (once per cold start), open to everyone: no control plane.
-pub fn build_context(config: QueryConfig) -> Result<Arc<QueryContext>, String> {
-    build_context_with_access(config, Arc::new(weir_function_runtime::OpenAccess))
+/// Builds the query context (once per cold start): links to the configured control plane, or
+/// runs open to everyone without one.
+pub async fn build_context(config: QueryConfig) -> Result<Arc<QueryContext>, String> {
+    let platform =
+        weir_function_runtime::Platform::from_config(FUNCTION_NAME, config.control_plane.as_ref())
+            .await?;
+    build_context_with_access(config, platform.access)
 }
 
 /// Builds the query context with the platform's access policy (`weir up`).

@@ -9,10 +9,48 @@ use async_trait::async_trait;
 
 use crate::error::ApiError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DatasetAction {
     Read,
     Write,
+}
+
+impl DatasetAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "read" => Some(Self::Read),
+            "write" => Some(Self::Write),
+            _ => None,
+        }
+    }
+}
+
+/// The bearer token a caller presented, kept so a function can forward it when it asks the
+/// control plane about this caller. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(String);
+
+impl BearerToken {
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("BearerToken(..)")
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,6 +59,8 @@ pub struct Caller {
     pub account_id: Option<String>,
     pub account_name: Option<String>,
     pub is_admin: bool,
+    /// The token the caller authenticated with; `None` for anonymous callers.
+    pub token: Option<BearerToken>,
 }
 
 impl Caller {
@@ -74,7 +114,13 @@ impl AccessPolicy for OpenAccess {
 
 #[async_trait]
 pub trait CommitNotifier: Send + Sync {
-    /// Called after a block became a dataset's head. Best effort: the control plane's repair
-    /// loop finds commits whose notification was lost.
-    async fn block_committed(&self, dataset_id: &str, block_hash: &str, sequence_number: u64);
+    /// Called after `caller`'s commit made a block a dataset's head. Best effort: the control
+    /// plane's repair loop finds commits whose notification was lost.
+    async fn block_committed(
+        &self,
+        caller: &Caller,
+        dataset_id: &str,
+        block_hash: &str,
+        sequence_number: u64,
+    );
 }

@@ -3,7 +3,10 @@
 //! A function is an axum `Router` built once per cold start from a typed config. This crate runs
 //! that router as an AWS Lambda (when `AWS_LAMBDA_RUNTIME_API` is set), as a plain HTTP server
 //! for Knative (`PORT`, graceful shutdown on SIGTERM, `/healthz`, `/readyz`, `/metrics`), or hands
-//! it to `weir up` to mount in-process. It also defines the error shape every function answers with.
+//! it to `weir up` to mount in-process. It also defines the error shape every function answers with,
+//! and how a function learns who calls it and what they may do: in `weir up` the control plane
+//! answers in-process; deployed alone, `ControlPlaneLink` verifies tokens offline and asks the
+//! control plane over HTTP, caching its answers.
 //!
 //! It must not depend on dataset storage or any particular function: functions depend on it.
 
@@ -11,9 +14,14 @@ pub mod access;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod remote;
 pub mod server;
+pub mod token;
 
-pub use access::{AccessDecision, AccessPolicy, Caller, CommitNotifier, DatasetAction, OpenAccess};
+pub use access::{
+    AccessDecision, AccessPolicy, BearerToken, Caller, CommitNotifier, DatasetAction, OpenAccess,
+};
 pub use config::{ConfigError, load_config};
 pub use error::{ApiError, ErrorKind};
+pub use remote::{ControlPlaneLink, ControlPlaneLinkConfig, Platform};
 pub use server::{run_function, serve_http};

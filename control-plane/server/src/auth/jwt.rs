@@ -1,43 +1,14 @@
-//! JSON Web Tokens signed with the control plane's Ed25519 key (`alg: EdDSA`, RFC 8037).
-//! Anyone holding the public key can verify a token offline, which is how functions stay
-//! stateless. Personal access tokens carry their id in `jti` so they can be revoked.
+//! Signing JSON Web Tokens with the control plane's Ed25519 key (`alg: EdDSA`, RFC 8037).
+//! Verification lives in `weir_function_runtime::token`: anyone holding the public key can
+//! verify a token offline, which is how functions stay stateless. Personal access tokens carry
+//! their id in `jti` so they can be revoked.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use serde::{Deserialize, Serialize};
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
+pub use weir_function_runtime::token::{Claims, ISSUER, TokenError, verify};
 
 const HEADER: &str = r#"{"alg":"EdDSA","typ":"JWT"}"#;
-pub const ISSUER: &str = "weir";
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    /// Account id.
-    pub sub: String,
-    /// Account name at issue time (display only; permissions use `sub`).
-    pub name: String,
-    pub iat: i64,
-    /// Expiry (seconds since the epoch); personal access tokens have none.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
-    /// Whether the account is an administrator (at issue time).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub adm: bool,
-    /// Personal access token id.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TokenError {
-    #[error("malformed token")]
-    Malformed,
-    #[error("token signature is invalid")]
-    BadSignature,
-    #[error("token expired")]
-    Expired,
-}
 
 #[derive(Clone)]
 pub struct TokenSigner {
@@ -63,47 +34,6 @@ impl TokenSigner {
             URL_SAFE_NO_PAD.encode(signature.to_bytes())
         )
     }
-}
-
-/// Checks the signature and expiry of `token` against `key`, at `now` (seconds).
-pub fn verify(key: &VerifyingKey, token: &str, now: i64) -> Result<Claims, TokenError> {
-    let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(TokenError::Malformed);
-    };
-    let header_json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| TokenError::Malformed)?;
-    let header_value: serde_json::Value =
-        serde_json::from_slice(&header_json).map_err(|_| TokenError::Malformed)?;
-    if header_value.get("alg").and_then(|alg| alg.as_str()) != Some("EdDSA") {
-        return Err(TokenError::Malformed);
-    }
-    let signature_bytes: [u8; 64] = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| TokenError::Malformed)?
-        .try_into()
-        .map_err(|_| TokenError::Malformed)?;
-    let signing_input = &token[..header.len() + 1 + payload.len()];
-    key.verify(
-        signing_input.as_bytes(),
-        &Signature::from_bytes(&signature_bytes),
-    )
-    .map_err(|_| TokenError::BadSignature)?;
-    let claims: Claims = URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()
-        .and_then(|json| serde_json::from_slice(&json).ok())
-        .ok_or(TokenError::Malformed)?;
-    if claims.iss != ISSUER {
-        return Err(TokenError::Malformed);
-    }
-    if claims.exp.is_some_and(|exp| exp <= now) {
-        return Err(TokenError::Expired);
-    }
-    Ok(claims)
 }
 
 #[cfg(test)]

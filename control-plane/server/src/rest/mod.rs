@@ -3,6 +3,7 @@
 
 mod accounts;
 mod datasets;
+mod platform;
 
 use std::sync::Arc;
 
@@ -36,15 +37,18 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         datasets::create_dataset, datasets::list_datasets, datasets::get_dataset,
         datasets::delete_dataset, datasets::rename_dataset, datasets::set_visibility,
         datasets::list_roles, datasets::set_role, datasets::remove_role, datasets::lineage,
-        datasets::blocks, reindex, leader,
+        datasets::blocks, reindex, leader, platform::keys, platform::decision,
+        platform::report_commit,
     ),
     components(schemas(
         crate::services::accounts::CreateAccountRequest, crate::services::accounts::LoginResponse,
         crate::services::accounts::CreatedToken, crate::services::datasets::DatasetView,
         crate::services::datasets::Lineage, crate::services::datasets::RoleView, IndexReport,
-        LeaderView,
+        LeaderView, platform::JsonWebKeySet, platform::JsonWebKey, platform::DecisionView,
+        platform::CommitReport,
     )),
-    tags((name = "datasets"), (name = "accounts"), (name = "admin"))
+    tags((name = "datasets"), (name = "accounts"), (name = "admin"),
+        (name = "platform", description = "What functions deployed apart from the control plane ask it"))
 )]
 pub struct ApiDoc;
 
@@ -55,6 +59,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .route("/leader", get(leader))
         .merge(accounts::routes())
         .merge(datasets::routes())
+        .merge(platform::routes())
         .merge(crate::graphql::routes(control_plane.clone()))
         .with_state(control_plane)
 }

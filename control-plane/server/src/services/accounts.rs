@@ -6,10 +6,11 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use sha3::Digest;
 use weir_events::WeirEvent;
-use weir_function_runtime::Caller;
+use weir_function_runtime::token::bearer_token;
+use weir_function_runtime::{BearerToken, Caller};
 use weir_metastore::{AccessToken, Account, AccountKind, Metastore, NewAccount};
 
-use crate::auth::jwt::{self, Claims, ISSUER, TokenError, TokenSigner};
+use crate::auth::jwt::{self, Claims, ISSUER, TokenSigner};
 use crate::auth::password;
 use crate::config::AuthConfig;
 use crate::error::{ServiceError, ServiceResult};
@@ -399,25 +400,14 @@ impl AccountService {
     /// The caller behind an `Authorization` header: signature and expiry are checked offline;
     /// personal access tokens are also checked against revocations (cached per token).
     pub async fn authenticate(&self, authorization: Option<&str>) -> ServiceResult<Caller> {
-        let Some(value) = authorization else {
+        let Some(token) = bearer_token(authorization)
+            .map_err(|error| ServiceError::Unauthenticated(error.message))?
+        else {
             return Ok(Caller::anonymous());
         };
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ServiceError::Unauthenticated(
-                    "expected `Authorization: Bearer <token>`".to_string(),
-                )
-            })?
-            .trim();
         let now = chrono::Utc::now().timestamp();
-        let claims = jwt::verify(&self.signer.verifying_key(), token, now).map_err(|error| {
-            ServiceError::Unauthenticated(match error {
-                TokenError::Expired => "token expired: log in again".to_string(),
-                other => format!("invalid token: {other}"),
-            })
-        })?;
+        let claims = jwt::verify(&self.signer.verifying_key(), token, now)
+            .map_err(|error| ServiceError::Unauthenticated(error.to_api_error().message))?;
         if let Some(token_id) = &claims.jti
             && self.is_revoked(token, token_id).await?
         {
@@ -427,6 +417,7 @@ impl AccountService {
             account_id: Some(claims.sub),
             account_name: Some(claims.name),
             is_admin: claims.adm,
+            token: Some(BearerToken::new(token)),
         })
     }
 }

@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
             weir_function_runtime::load_config(weir_query::FUNCTION_NAME)
                 .map_err(|error| error.to_string())?;
         let flightsql = config.flightsql_listen.clone();
-        let context = weir_query::build_context(config)?;
+        let context = weir_query::build_context(config).await?;
         if let Some(address) = flightsql {
             let listener = tokio::net::TcpListener::bind(&address)
                 .await

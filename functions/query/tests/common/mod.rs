@@ -65,7 +65,7 @@ impl Harness {
         config.storage = weir_dataset::StorageConfig::LocalFs {
             root_dir: dir.path().to_path_buf(),
         };
-        let context = weir_query::build_context(config).unwrap();
+        let context = weir_query::build_context(config).await.unwrap();
         let router = weir_query::router(context.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
