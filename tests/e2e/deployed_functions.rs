@@ -185,6 +185,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats() {
+    weir_function_runtime::server::init_tracing();
     let storage = fresh_bucket();
     let prefix = format!(
         "weire2e{}",
@@ -256,7 +257,13 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
 
     let bus = NatsEventBus::connect(NATS_URL, &prefix).await.unwrap();
     let mut committed = bus
-        .subscribe(None, &format!("dataset.block-committed.{dataset_id}"))
+        .subscribe(
+            None,
+            &format!(
+                "dataset.block-committed.{}",
+                dataset_id.trim_start_matches("did:odf:")
+            ),
+        )
         .await
         .unwrap();
 
@@ -306,7 +313,7 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
         weir_events::WeirEvent::BlockCommitted {
             dataset_id: dataset_id.clone(),
             block_hash: new_head.clone(),
-            sequence_number: 5,
+            sequence_number: 4,
         }
     );
     let (status, blocks) = client
@@ -404,4 +411,5 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
     );
     let (status, answer) = push(Some(personal.clone())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    bus.delete_stream().await.unwrap();
 }

@@ -47,6 +47,23 @@ async fn grant(node: &Node, owner_token: &str, path: &str, account: &str, role: 
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+async fn commit_events(node: &Node) -> weir_events::EventStream {
+    node.control_plane
+        .bus
+        .subscribe(None, "dataset.block-committed.>")
+        .await
+        .unwrap()
+}
+
+async fn expect_commit_event(events: &mut weir_events::EventStream, dataset_id: &str) {
+    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+        .await
+        .expect("a block-committed event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.event.dataset_id(), Some(dataset_id));
+}
+
 fn link_config(node: &Node, cache_seconds: u64) -> ControlPlaneLinkConfig {
     ControlPlaneLinkConfig {
         url: node.url.clone(),
@@ -144,22 +161,12 @@ async fn access_decisions_and_commit_reports_follow_roles() {
         "blockHash",
     );
 
-    let mut events = node
-        .control_plane
-        .bus
-        .subscribe(None, "dataset.block-committed.>")
-        .await
-        .unwrap();
+    let mut events = commit_events(&node).await;
     let owner = node
         .send_json(reqwest::Method::POST, "/commits", Some(&alice), report)
         .await;
     assert_eq!(owner.0, StatusCode::ACCEPTED, "{}", owner.1);
-    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
-        .await
-        .expect("a block-committed event")
-        .unwrap()
-        .unwrap();
-    assert_eq!(event.event.dataset_id(), Some(dataset_id.as_str()));
+    expect_commit_event(&mut events, &dataset_id).await;
 }
 
 #[tokio::test]
@@ -258,20 +265,10 @@ async fn control_plane_link_verifies_offline_and_caches_decisions_for_its_ttl() 
         .authenticate(Some(&format!("Bearer {alice}")))
         .await
         .unwrap();
-    let mut events = node
-        .control_plane
-        .bus
-        .subscribe(None, "dataset.block-committed.>")
-        .await
-        .unwrap();
+    let mut events = commit_events(&node).await;
     link.block_committed(&alice_caller, &dataset_id, "f162", 1)
         .await;
-    let event = tokio::time::timeout(Duration::from_secs(5), events.next())
-        .await
-        .expect("a block-committed event")
-        .unwrap()
-        .unwrap();
-    assert_eq!(event.event.dataset_id(), Some(dataset_id.as_str()));
+    expect_commit_event(&mut events, &dataset_id).await;
 }
 
 #[tokio::test]
