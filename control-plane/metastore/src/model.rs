@@ -140,8 +140,24 @@ pub struct DatasetFilter {
     pub owner_name: Option<String>,
     /// Case-insensitive substring of `owner/name`.
     pub search: Option<String>,
+    /// Whose listing this is: applied before paging, so a page is full whenever more datasets
+    /// the caller may read exist.
+    pub scope: ListingScope,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// Which datasets a listing may show; the same rule as access checks: public datasets, plus for
+/// an account those it owns, holds any role on, or whose owning organization it belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ListingScope {
+    /// Every dataset (administrators, internal use).
+    #[default]
+    All,
+    /// Public datasets only (anonymous callers).
+    PublicOnly,
+    /// Datasets this account id may read.
+    ReadableBy(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -58,6 +58,7 @@ contract_tests!(
     tokens,
     datasets_registry,
     roles_and_visibility,
+    listing_scopes_apply_before_paging,
     metadata_index,
     outbox,
     leases,
@@ -393,6 +394,74 @@ async fn roles_and_visibility(backend: Backend) {
         .await;
     assert!(matches!(missing, Err(MetastoreError::NotFound(_))));
     assert_eq!(metastore.pending_messages(10).await.unwrap().len(), 2);
+}
+
+async fn listing_scopes_apply_before_paging(backend: Backend) {
+    let metastore = &backend.metastore;
+    let alice = with_owner(metastore).await;
+    for (id, name) in [("acc-bob", "bob"), ("acc-carol", "carol")] {
+        metastore.create_account(user(id, name)).await.unwrap();
+    }
+    let mut organization = user("acc-lab", "lab");
+    organization.account.kind = AccountKind::Organization;
+    organization.password_hash = None;
+    metastore
+        .create_account(organization.clone())
+        .await
+        .unwrap();
+    metastore.add_member("acc-lab", "acc-carol").await.unwrap();
+    // Alice owns a..f: b and e public, d shared with bob; the lab owns g.
+    for name in ["a", "b", "c", "d", "e", "f"] {
+        let id = format!("did:odf:{name}");
+        metastore
+            .create_dataset(&dataset(&id, &alice, name), &[])
+            .await
+            .unwrap();
+    }
+    for id in ["did:odf:b", "did:odf:e"] {
+        metastore
+            .set_visibility(id, Visibility::Public, &[])
+            .await
+            .unwrap();
+    }
+    metastore
+        .set_role("did:odf:d", "acc-bob", Some(Role::Reader), &[])
+        .await
+        .unwrap();
+    metastore
+        .create_dataset(&dataset("did:odf:g", &organization.account, "g"), &[])
+        .await
+        .unwrap();
+
+    let list = |scope: ListingScope, limit: i64, offset: i64| {
+        let filter = DatasetFilter {
+            scope,
+            limit,
+            offset,
+            ..Default::default()
+        };
+        async move {
+            metastore
+                .list_datasets(&filter)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|entry| entry.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    let bob = || ListingScope::ReadableBy("acc-bob".to_string());
+    assert_eq!(list(ListingScope::All, 100, 0).await.len(), 7);
+    assert_eq!(list(ListingScope::PublicOnly, 100, 0).await, ["b", "e"]);
+    assert_eq!(list(bob(), 100, 0).await, ["b", "d", "e"]);
+    // Pages are cut from the readable datasets, not from all of them.
+    assert_eq!(list(bob(), 2, 0).await, ["b", "d"]);
+    assert_eq!(list(bob(), 2, 2).await, ["e"]);
+    assert_eq!(list(ListingScope::PublicOnly, 1, 1).await, ["e"]);
+    let carol = ListingScope::ReadableBy("acc-carol".to_string());
+    assert_eq!(list(carol, 100, 0).await, ["b", "e", "g"]);
+    let owner = ListingScope::ReadableBy("acc-alice".to_string());
+    assert_eq!(list(owner, 100, 0).await, ["a", "b", "c", "d", "e", "f"]);
 }
 
 fn block(sequence_number: i64, event_type: &str) -> BlockEntry {

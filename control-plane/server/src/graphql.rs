@@ -72,6 +72,7 @@ impl QueryRoot {
             search,
             limit: limit.clamp(1, 1000),
             offset: offset.max(0),
+            ..Default::default()
         };
         let views = control_plane
             .datasets

@@ -186,18 +186,31 @@ impl DatasetRepository for SqlMetastore {
             .as_ref()
             .map(|search| format!("%{}%", escape_like(search)))
             .unwrap_or_else(|| "%".to_string());
+        let scope_condition = match &filter.scope {
+            ListingScope::All => "",
+            ListingScope::PublicOnly => " AND visibility = 'public'",
+            ListingScope::ReadableBy(_) => {
+                " AND (visibility = 'public' OR owner_id = $5 \
+                 OR EXISTS (SELECT 1 FROM dataset_roles r \
+                     WHERE r.dataset_id = datasets.id AND r.account_id = $5) \
+                 OR owner_id IN (SELECT organization_id FROM organization_members \
+                     WHERE member_id = $5))"
+            }
+        };
         let sql = format!(
             "SELECT {DATASET_COLUMNS} FROM datasets \
-             WHERE alias_key LIKE $1 ESCAPE '\\' AND alias_key LIKE $2 ESCAPE '\\' \
+             WHERE alias_key LIKE $1 ESCAPE '\\' AND alias_key LIKE $2 ESCAPE '\\'{scope_condition} \
              ORDER BY alias_key LIMIT $3 OFFSET $4"
         );
-        let rows = sqlx::query(&sql)
+        let mut query = sqlx::query(&sql)
             .bind(owner_prefix)
             .bind(search)
             .bind(if filter.limit > 0 { filter.limit } else { 100 })
-            .bind(filter.offset.max(0))
-            .fetch_all(&self.pool)
-            .await?;
+            .bind(filter.offset.max(0));
+        if let ListingScope::ReadableBy(account_id) = &filter.scope {
+            query = query.bind(account_id.clone());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(dataset_from_row).collect()
     }
 

@@ -131,6 +131,7 @@ pub async fn list_datasets(
         search: parameters.search,
         limit: parameters.limit.unwrap_or(100).clamp(1, 1000),
         offset: parameters.offset.unwrap_or(0).max(0),
+        ..Default::default()
     };
     Ok(Json(control_plane.datasets.list(&caller, &filter).await?))
 }

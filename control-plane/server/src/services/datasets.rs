@@ -11,7 +11,8 @@ use weir_dataset::registry::CreateDatasetError;
 use weir_events::WeirEvent;
 use weir_function_runtime::Caller;
 use weir_metastore::{
-    BlockEntry, DatasetEntry, DatasetFilter, DatasetStatistics, Metastore, Role, Visibility,
+    BlockEntry, DatasetEntry, DatasetFilter, DatasetStatistics, ListingScope, Metastore, Role,
+    Visibility,
 };
 use weir_odf::{AccountName, DatasetId, DatasetName};
 
@@ -267,16 +268,25 @@ impl DatasetService {
         Ok(())
     }
 
+    /// A page of the datasets `caller` may read. The permission filter runs in the database
+    /// before paging, so pages are full while more readable datasets exist.
     pub async fn list(
         &self,
         caller: &Caller,
         filter: &DatasetFilter,
     ) -> ServiceResult<Vec<DatasetView>> {
+        let scope = match &caller.account_id {
+            _ if caller.is_admin => ListingScope::All,
+            None => ListingScope::PublicOnly,
+            Some(account_id) => ListingScope::ReadableBy(account_id.clone()),
+        };
+        let filter = DatasetFilter {
+            scope,
+            ..filter.clone()
+        };
         let mut views = Vec::new();
-        for entry in self.metastore.list_datasets(filter).await? {
-            if self.access.role(caller, &entry).await?.is_some() {
-                views.push(self.view(caller, entry).await?);
-            }
+        for entry in self.metastore.list_datasets(&filter).await? {
+            views.push(self.view(caller, entry).await?);
         }
         Ok(views)
     }
