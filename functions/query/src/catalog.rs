@@ -2,7 +2,9 @@
 //! when a query names them, at their head or at a pinned block.
 //!
 //! Table sources (schema + data files) are cached by block hash: a block never changes, so the
-//! cache never goes stale; only the head lookup is repeated per query.
+//! cache never goes stale; only the head lookup is repeated per query. Data files are
+//! content-addressed and immutable too, so their listings, Parquet footers and statistics are
+//! cached across queries (`file_caches`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +12,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use datafusion::catalog::{SchemaProvider, TableProvider};
 use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::{CacheManager, CacheManagerConfig};
 use weir_dataset::DatasetStore;
-use weir_dataset::table::{TableSource, table_from_source};
+use weir_dataset::table::{TableSource, scan_table_from_source};
 use weir_odf::{AccountName, DatasetAlias, DatasetId, DatasetName, Multihash};
 
 use weir_function_runtime::{AccessDecision, AccessPolicy, Caller, DatasetAction, OpenAccess};
@@ -32,6 +35,8 @@ pub struct QueryCatalog {
     /// Who may read what; `OpenAccess` when the function runs without a control plane.
     pub access: Arc<dyn AccessPolicy>,
     sources: Mutex<HashMap<Multihash, Arc<TableSource>>>,
+    /// DataFusion's file caches, shared by every query's runtime.
+    pub file_caches: Arc<CacheManager>,
 }
 
 impl QueryCatalog {
@@ -41,7 +46,17 @@ impl QueryCatalog {
             default_account,
             access: Arc::new(OpenAccess),
             sources: Mutex::new(HashMap::new()),
+            file_caches: CacheManager::try_new(&CacheManagerConfig::default())
+                .expect("default cache config is valid"),
         }
+    }
+
+    /// The cache config of a query's runtime: the shared caches.
+    pub fn file_cache_config(&self) -> CacheManagerConfig {
+        CacheManagerConfig::default()
+            .with_file_statistics_cache(self.file_caches.get_file_statistic_cache())
+            .with_list_files_cache(self.file_caches.get_list_files_cache())
+            .with_file_metadata_cache(Some(self.file_caches.get_file_metadata_cache()))
     }
 
     /// Parses a table name into an alias; bare names belong to the default account.
@@ -197,7 +212,7 @@ impl DatasetSchemaProvider {
             block_hash: source.block_hash,
         });
         let dataset = self.catalog.store.dataset(&id);
-        table_from_source(&self.catalog.store, &dataset, &source)
+        scan_table_from_source(&self.catalog.store, &dataset, &source)
             .map_err(|error| QueryError::Internal(error.to_string()))
     }
 }

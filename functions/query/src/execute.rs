@@ -6,8 +6,12 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList};
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionState;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use weir_odf::Multihash;
@@ -38,9 +42,20 @@ pub struct QueryOptions {
 pub struct QueryEngine {
     pub catalog: Arc<QueryCatalog>,
     pub config: QueryConfig,
+    /// Built-in functions, planner and optimizer rules, built once: every query's session starts
+    /// from a copy instead of registering them all again.
+    session_template: SessionState,
 }
 
 impl QueryEngine {
+    pub fn new(catalog: Arc<QueryCatalog>, config: QueryConfig) -> Self {
+        Self {
+            catalog,
+            config,
+            session_template: SessionStateBuilder::new().with_default_features().build(),
+        }
+    }
+
     /// A session whose default schema resolves dataset names, with the memory limit applied.
     pub fn session(
         &self,
@@ -48,6 +63,7 @@ impl QueryEngine {
     ) -> Result<(SessionContext, Arc<DatasetSchemaProvider>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(self.config.memory_limit_bytes as usize, 1.0)
+            .with_cache_manager(self.catalog.file_cache_config())
             .build_arc()
             .map_err(|error| QueryError::Internal(error.to_string()))?;
         let mut session_config = SessionConfig::new().with_information_schema(false);
@@ -56,7 +72,12 @@ impl QueryEngine {
         } else if let Some(partitions) = self.config.target_partitions {
             session_config = session_config.with_target_partitions(partitions);
         }
-        let session = SessionContext::new_with_config_rt(session_config, runtime);
+        let state = SessionStateBuilder::new_from_existing(self.session_template.clone())
+            .with_config(session_config)
+            .with_runtime_env(runtime)
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .build();
+        let session = SessionContext::new_with_state(state);
         weir_dataset::table::register_store(&session, &self.catalog.store);
         let provider = Arc::new(DatasetSchemaProvider::new(
             self.catalog.clone(),
@@ -64,12 +85,11 @@ impl QueryEngine {
             Vec::new(),
             options.caller.clone(),
         ));
-        let catalog = session
-            .catalog("datafusion")
-            .ok_or_else(|| QueryError::Internal("default catalog missing".to_string()))?;
+        let catalog = Arc::new(MemoryCatalogProvider::new());
         catalog
             .register_schema("public", provider.clone())
             .map_err(|error| QueryError::Internal(error.to_string()))?;
+        session.register_catalog("datafusion", catalog);
         Ok((session, provider))
     }
 
@@ -105,7 +125,7 @@ impl QueryEngine {
             .execute_stream()
             .await
             .map_err(|error| self.engine_error(error))?;
-        Ok((stream, provider))
+        Ok((with_dataset_types(stream), provider))
     }
 
     /// Runs `sql` to completion under the timeout and row limit.
@@ -161,6 +181,27 @@ fn with_position(error: QueryError, sql: &str) -> QueryError {
 
 /// Only `SELECT`-like statements (and `EXPLAIN` of them) are accepted, checked on the parsed
 /// statement before planning so a DDL/DML statement never reaches the planner.
+/// Tables are scanned with view-typed strings (faster); results go out with the plain string
+/// and binary types the datasets declare, so clients and proofs see the dataset's types.
+fn with_dataset_types(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
+    let Some(schema) = weir_dataset::table::without_view_types(&stream.schema()) else {
+        return stream;
+    };
+    let schema: SchemaRef = Arc::new(schema);
+    let output_schema = schema.clone();
+    let batches = stream.map(move |batch| {
+        let batch = batch?;
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(schema.fields())
+            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    });
+    Box::pin(RecordBatchStreamAdapter::new(output_schema, batches))
+}
+
 fn ensure_query_statement(session: &SessionContext, sql: &str) -> Result<(), QueryError> {
     use datafusion::sql::parser::Statement;
     use datafusion::sql::sqlparser::ast::Statement as SqlStatement;

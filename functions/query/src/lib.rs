@@ -77,7 +77,7 @@ pub fn build_context_with_access(
     catalog.access = access;
     let catalog = Arc::new(catalog);
     Ok(Arc::new(QueryContext {
-        engine: execute::QueryEngine { catalog, config },
+        engine: Arc::new(execute::QueryEngine::new(catalog, config)),
         key,
     }))
 }

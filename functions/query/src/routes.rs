@@ -21,7 +21,7 @@ use crate::formats::{DataFormat, SchemaFormat, arrow_ipc_stream, parquet_file};
 use crate::metadata::dataset_metadata;
 
 pub struct QueryContext {
-    pub engine: QueryEngine,
+    pub engine: Arc<QueryEngine>,
     pub key: SigningKey,
 }
 

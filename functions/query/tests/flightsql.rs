@@ -3,17 +3,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adbc_flightsql_driver_queries_datasets() {
     let harness = Harness::with_cities().await;
-    let engine = Arc::new(weir_query::execute::QueryEngine {
-        catalog: harness.context.engine.catalog.clone(),
-        config: harness.context.engine.config.clone(),
-    });
+    let engine = harness.context.engine.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(weir_query::flight::serve_flightsql(engine, listener));

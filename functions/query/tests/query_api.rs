@@ -78,6 +78,11 @@ async fn query_answers_arrow_and_parquet_on_accept() {
     let reader =
         arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes.to_vec()), None)
             .unwrap();
+    // Strings are scanned as Utf8View for speed but answered with the dataset's Utf8 type.
+    assert_eq!(
+        reader.schema().field(0).data_type(),
+        &arrow::datatypes::DataType::Utf8
+    );
     let rows: usize = reader.map(|batch| batch.unwrap().num_rows()).sum();
     assert_eq!(rows, 3);
 

@@ -150,10 +150,7 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
     let flight_address = flight_listener
         .local_addr()
         .map_err(|error| error.to_string())?;
-    let engine = Arc::new(weir_query::execute::QueryEngine {
-        catalog: query.engine.catalog.clone(),
-        config: query.engine.config.clone(),
-    });
+    let engine = query.engine.clone();
     tokio::spawn(async move {
         if let Err(message) = weir_query::flight::serve_flightsql(engine, flight_listener).await {
             tracing::error!(%message, "flightsql stopped");

@@ -2,7 +2,6 @@
 //! service on `PORT`, plus FlightSQL on `flightsql_listen` when configured.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -16,10 +15,7 @@ async fn main() -> ExitCode {
             let listener = tokio::net::TcpListener::bind(&address)
                 .await
                 .map_err(|error| format!("cannot listen for flightsql on {address}: {error}"))?;
-            let engine = Arc::new(weir_query::execute::QueryEngine {
-                catalog: context.engine.catalog.clone(),
-                config: context.engine.config.clone(),
-            });
+            let engine = context.engine.clone();
             tracing::info!(%address, "serving flightsql");
             tokio::spawn(async move {
                 if let Err(message) = weir_query::flight::serve_flightsql(engine, listener).await {
