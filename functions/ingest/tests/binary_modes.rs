@@ -1,70 +1,15 @@
 //! The real `weir-ingest` binary, run the two ways it is deployed:
-//! - under the AWS Lambda Runtime API (a small in-test implementation of the documented
+//! - under the AWS Lambda Runtime API (`weir_function_runtime::lambda_emulator`, the documented
 //!   `/2018-06-01/runtime/invocation/*` endpoints on loopback), fed an API Gateway HTTP API event;
 //! - as a Knative-style HTTP service on `PORT` with health, readiness, metrics and SIGTERM.
 
 mod common;
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use tokio::sync::{Mutex, mpsc};
-
 use common::*;
-
-struct FakeRuntime {
-    events: Mutex<Vec<String>>,
-    responses: mpsc::UnboundedSender<(String, String)>,
-}
-
-async fn next_invocation(
-    State(runtime): State<Arc<FakeRuntime>>,
-) -> (StatusCode, HeaderMap, String) {
-    let event = runtime.events.lock().await.pop();
-    let Some(event) = event else {
-        // No more work: hold the long poll like the real service does.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        return (StatusCode::NO_CONTENT, HeaderMap::new(), String::new());
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        "lambda-runtime-aws-request-id",
-        "request-1".parse().unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-deadline-ms",
-        "99999999999999".parse().unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:eu-west-1:123456789012:function:weir-ingest"
-            .parse()
-            .unwrap(),
-    );
-    headers.insert(
-        "lambda-runtime-trace-id",
-        "Root=1-5759e988-bd862e3fe1be46a994272793".parse().unwrap(),
-    );
-    headers.insert("content-type", "application/json".parse().unwrap());
-    (StatusCode::OK, headers, event)
-}
-
-async fn invocation_response(
-    State(runtime): State<Arc<FakeRuntime>>,
-    Path((request_id, kind)): Path<(String, String)>,
-    body: String,
-) -> StatusCode {
-    runtime
-        .responses
-        .send((format!("{request_id}/{kind}"), body))
-        .unwrap();
-    StatusCode::ACCEPTED
-}
+use weir_function_runtime::lambda_emulator::LambdaRuntimeEmulator;
 
 fn config_file(dir: &std::path::Path, storage_dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("service-config.yml");
@@ -96,26 +41,15 @@ async fn prepared_store() -> (tempfile::TempDir, std::path::PathBuf) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_an_api_gateway_event_under_the_lambda_runtime_api() {
     let (dir, storage) = prepared_store().await;
-    let (responses, mut received) = mpsc::unbounded_channel();
     let event = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/apigw-http-v2-ingest.json"
     ))
     .unwrap();
-    let runtime = Arc::new(FakeRuntime {
-        events: Mutex::new(vec![event]),
-        responses,
-    });
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route(
-            "/2018-06-01/runtime/invocation/{request_id}/{kind}",
-            post(invocation_response),
-        )
-        .with_state(runtime);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut runtime = LambdaRuntimeEmulator::start("weir-ingest", vec![event])
+        .await
+        .unwrap();
+    let address = runtime.address;
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
@@ -131,13 +65,18 @@ async fn binary_serves_an_api_gateway_event_under_the_lambda_runtime_api() {
         .spawn()
         .unwrap();
 
-    let (path, body) = tokio::time::timeout(Duration::from_secs(60), received.recv())
+    let result = runtime
+        .next_result(Duration::from_secs(60))
         .await
-        .expect("the function answered within a minute")
-        .unwrap();
+        .expect("the function answered within a minute");
     child.kill().await.unwrap();
-    assert_eq!(path, "request-1/response", "{body}");
-    let response: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (result.request_id.as_str(), result.kind.as_str()),
+        ("request-1", "response"),
+        "{}",
+        result.body
+    );
+    let response: serde_json::Value = serde_json::from_str(&result.body).unwrap();
     assert_eq!(response["statusCode"], 200, "{response}");
     let payload: serde_json::Value =
         serde_json::from_str(response["body"].as_str().unwrap()).unwrap();

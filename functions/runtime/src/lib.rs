@@ -13,6 +13,7 @@
 pub mod access;
 pub mod config;
 pub mod error;
+pub mod lambda_emulator;
 pub mod metrics;
 pub mod remote;
 pub mod server;

@@ -128,6 +128,11 @@ impl Harness {
         harness
     }
 
+    /// The local-FS root the datasets are kept under.
+    pub fn storage_root(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }
