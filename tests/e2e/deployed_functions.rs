@@ -5,9 +5,8 @@
 //! roles, and that their commits reach the event bus. Needs `./local/test` (PostgreSQL, NATS,
 //! moto).
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -16,24 +15,11 @@ use serde_json::{Value, json};
 use weir_events::{EventBus, NatsEventBus};
 use weir_function_runtime::ControlPlaneLinkConfig;
 
+mod support;
+
+use support::start_weir_up;
+
 const NATS_URL: &str = "nats://127.0.0.1:4222";
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn fresh_postgres_database() -> String {
     let base = std::env::var("WEIR_TEST_POSTGRES_URL")
@@ -68,34 +54,6 @@ fn fresh_bucket() -> Value {
         "kind": "s3", "bucket": bucket, "prefix": "datasets", "endpoint": endpoint,
         "access_key_id": "test", "secret_access_key": "test", "allow_http": true,
     })
-}
-
-fn start_weir_up(config_path: &Path, data_dir: &Path) -> (Process, String, String) {
-    let http_port = free_port();
-    let flight_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["up", "--config"])
-        .arg(config_path)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{http_port}")])
-        .args(["--flightsql-listen", &format!("127.0.0.1:{flight_port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("weir up prints a line").unwrap();
-    assert!(first.starts_with("weir is up on http://"), "{first}");
-    let _ = lines.next();
-    let admin_token = lines.next().expect("the admin token").unwrap();
-    std::thread::spawn(move || for _ in lines {});
-    (
-        Process(child),
-        format!("http://127.0.0.1:{http_port}"),
-        admin_token.trim().to_string(),
-    )
 }
 
 async fn serve(router: axum::Router) -> String {
@@ -202,7 +160,14 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("weir.yaml");
     std::fs::write(&config_path, serde_yaml::to_string(&config).unwrap()).unwrap();
-    let (_weir, control_plane, admin) = start_weir_up(&config_path, &dir.path().join("data"));
+    let data_dir = dir.path().join("data");
+    let weir = start_weir_up(&[
+        "--config".as_ref(),
+        config_path.as_os_str(),
+        "--data-dir".as_ref(),
+        data_dir.as_os_str(),
+    ]);
+    let (control_plane, admin) = (weir.url.clone(), weir.admin_token.clone());
 
     // The functions, deployed apart: their own config, the same bucket, a link to the control
     // plane (the public key is fetched from it at cold start).

@@ -2,29 +2,12 @@
 //! runs the README's curl walkthrough verbatim, then checks what each step answered. Registered
 //! as a test of the `weir-local` package (it needs the `weir` binary).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
+use support::start_weir_up;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-
-struct Node {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::Command;
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -32,30 +15,6 @@ fn workspace_root() -> PathBuf {
         .nth(2)
         .unwrap()
         .to_path_buf()
-}
-
-fn start_weir(data_dir: &Path) -> Node {
-    let http_port = free_port();
-    let flight_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["up", "--data-dir"])
-        .arg(data_dir)
-        .args(["--listen", &format!("127.0.0.1:{http_port}")])
-        .args(["--flightsql-listen", &format!("127.0.0.1:{flight_port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let first = lines.next().expect("weir up prints a line").unwrap();
-    assert!(first.starts_with("weir is up on http://"), "{first}");
-    std::thread::spawn(move || for _ in lines {});
-    Node {
-        child,
-        url: format!("http://127.0.0.1:{http_port}"),
-    }
 }
 
 fn walkthrough_script() -> String {
@@ -74,7 +33,10 @@ fn walkthrough_script() -> String {
 #[test]
 fn readme_walkthrough_works_with_curl_only() {
     let data_dir = tempfile::tempdir().unwrap();
-    let node = start_weir(data_dir.path());
+    let node = start_weir_up(&["--data-dir".as_ref(), data_dir.path().as_os_str()]);
+    // The token weir up prints is the one it writes to DIR/admin.token (the walkthrough reads it).
+    let written = std::fs::read_to_string(data_dir.path().join("admin.token")).unwrap();
+    assert_eq!(node.admin_token, written.trim());
     let script = walkthrough_script();
     assert!(script.contains("curl"), "walkthrough found: {script}");
     let output = Command::new("bash")

@@ -6,11 +6,8 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList};
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionState;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
@@ -42,18 +39,11 @@ pub struct QueryOptions {
 pub struct QueryEngine {
     pub catalog: Arc<QueryCatalog>,
     pub config: QueryConfig,
-    /// Built-in functions, planner and optimizer rules, built once: every query's session starts
-    /// from a copy instead of registering them all again.
-    session_template: SessionState,
 }
 
 impl QueryEngine {
     pub fn new(catalog: Arc<QueryCatalog>, config: QueryConfig) -> Self {
-        Self {
-            catalog,
-            config,
-            session_template: SessionStateBuilder::new().with_default_features().build(),
-        }
+        Self { catalog, config }
     }
 
     /// A session whose default schema resolves dataset names, with the memory limit applied.
@@ -72,12 +62,7 @@ impl QueryEngine {
         } else if let Some(partitions) = self.config.target_partitions {
             session_config = session_config.with_target_partitions(partitions);
         }
-        let state = SessionStateBuilder::new_from_existing(self.session_template.clone())
-            .with_config(session_config)
-            .with_runtime_env(runtime)
-            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
-            .build();
-        let session = SessionContext::new_with_state(state);
+        let session = SessionContext::new_with_config_rt(session_config, runtime);
         weir_dataset::table::register_store(&session, &self.catalog.store);
         let provider = Arc::new(DatasetSchemaProvider::new(
             self.catalog.clone(),
@@ -85,11 +70,12 @@ impl QueryEngine {
             Vec::new(),
             options.caller.clone(),
         ));
-        let catalog = Arc::new(MemoryCatalogProvider::new());
+        let catalog = session
+            .catalog("datafusion")
+            .ok_or_else(|| QueryError::Internal("default catalog missing".to_string()))?;
         catalog
             .register_schema("public", provider.clone())
             .map_err(|error| QueryError::Internal(error.to_string()))?;
-        session.register_catalog("datafusion", catalog);
         Ok((session, provider))
     }
 
