@@ -2,12 +2,15 @@
 # Push-ingest benchmark: a seeded 1,000,000-row events file (NDJSON and CSV, 10 columns) is
 # pushed through the HTTP path of the real weir-ingest binary (perf profile), and in the same run
 # converted to Parquet by DuckDB and by pyarrow on the same cores. Prints a markdown table of
-# wall time, rows/s, ratio to DuckDB and peak RSS. Not part of the test suite.
+# wall time, rows/s, ratio to DuckDB, CPU time and peak RSS (median of WEIR_BENCH_RUNS runs,
+# default 3). Not part of the test suite.
 #
 #   tests/bench/ingest.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
+# Each tool runs this many times; the run with the median wall time is reported.
+RUNS=${WEIR_BENCH_RUNS:-3}
 WORK=${WEIR_BENCH_DIR:-/tmp/weir-bench}
 mkdir -p "$WORK"
 
@@ -52,7 +55,10 @@ YAML
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# weir FORMAT CONTENT_TYPE -> "seconds peak_rss_kib"
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+# weir FORMAT CONTENT_TYPE -> "seconds peak_rss_kib cpu_seconds"
 weir() {
   local file=$1 content_type=$2 data port pid start end
   data=$(mktemp -d "$WORK/data.XXXX")
@@ -62,22 +68,26 @@ weir() {
     WEIR_CONFIG_PATH=/dev/null RUST_LOG=warn "$BIN/weir-ingest" &
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  local cpu_before cpu_after
+  cpu_before=$(cpu_seconds "$pid")
   start=$(date +%s.%N)
   curl -sf -X POST -H "content-type: $content_type" --data-binary "@$file" \
     "http://127.0.0.1:$port/bench/events/ingest" >"$WORK/response.json"
   end=$(date +%s.%N)
+  cpu_after=$(cpu_seconds "$pid")
   local rss
   rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   kill -TERM "$pid"; wait "$pid" || true
   grep -q "\"numRecords\":$ROWS" "$WORK/response.json" || { echo "unexpected response: $(cat "$WORK/response.json")" >&2; exit 1; }
   rm -rf "$data"
-  echo "$(echo "$end - $start" | bc) $rss"
+  echo "$(echo "$end - $start" | bc) $rss $(echo "$cpu_after - $cpu_before" | bc)"
 }
 
-# python_tool SCRIPT -> "seconds peak_rss_kib"
+# python_tool SCRIPT -> "seconds peak_rss_kib cpu_seconds"
 python_tool() {
   local script=$1 output
-  output=$( { /usr/bin/time -f "%e %M" python3 -c "$script" >/dev/null; } 2>&1 | tail -n1)
+  output=$( { /usr/bin/time -f "%e %M %U %S" python3 -c "$script" >/dev/null; } 2>&1 | tail -n1 \
+    | awk '{ printf "%s %s %.2f", $1, $2, $3 + $4 }')
   echo "$output"
 }
 
@@ -88,7 +98,13 @@ pyarrow_script() { # FILE MODULE
   echo "import pyarrow.$2 as r, pyarrow.parquet as pq; pq.write_table(r.read_$2('$1'), '$WORK/pyarrow.parquet')"
 }
 
-printf '| input | tool | wall s | rows/s | ratio to DuckDB | peak RSS MiB | input MiB |\n|---|---|---|---|---|---|---|\n'
+# median COMMAND... -> the output line of the run with the median first field (wall seconds)
+median() {
+  local i
+  for i in $(seq 1 "$RUNS"); do "$@"; done | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+
+printf '| input | tool | wall s | rows/s | ratio to DuckDB | CPU s | peak RSS MiB | input MiB |\n|---|---|---|---|---|---|---|---|\n'
 for format in ndjson csv; do
   file="$WORK/events-$ROWS.$format"
   size_mib=$(( $(stat -L -c %s "$file") / 1048576 ))
@@ -98,13 +114,13 @@ for format in ndjson csv; do
   else
     content_type=text/csv; reader=read_csv; module=csv
   fi
-  read -r duck_s duck_rss <<<"$(python_tool "$(duckdb_script "$file" "$reader")")"
-  read -r weir_s weir_rss <<<"$(weir "$file" "$content_type")"
-  read -r pa_s pa_rss <<<"$(python_tool "$(pyarrow_script "$file" "$module")")"
-  for row in "weir $weir_s $weir_rss" "duckdb $duck_s $duck_rss" "pyarrow $pa_s $pa_rss"; do
-    read -r tool secs rss <<<"$row"
-    printf '| %s | %s | %.2f | %.0f | %.2f | %d | %d |\n' "$format" "$tool" "$secs" \
-      "$(echo "$ROWS / $secs" | bc -l)" "$(echo "$secs / $duck_s" | bc -l)" "$((rss / 1024))" "$size_mib"
+  read -r duck_s duck_rss duck_cpu <<<"$(median python_tool "$(duckdb_script "$file" "$reader")")"
+  read -r weir_s weir_rss weir_cpu <<<"$(median weir "$file" "$content_type")"
+  read -r pa_s pa_rss pa_cpu <<<"$(median python_tool "$(pyarrow_script "$file" "$module")")"
+  for row in "weir $weir_s $weir_rss $weir_cpu" "duckdb $duck_s $duck_rss $duck_cpu" "pyarrow $pa_s $pa_rss $pa_cpu"; do
+    read -r tool secs rss cpu <<<"$row"
+    printf '| %s | %s | %.2f | %.0f | %.2f | %.2f | %d | %d |\n' "$format" "$tool" "$secs" \
+      "$(echo "$ROWS / $secs" | bc -l)" "$(echo "$secs / $duck_s" | bc -l)" "$cpu" "$((rss / 1024))" "$size_mib"
   done
   if [ "$format" = ndjson ]; then
     sed -i 's/kind: NdJson/kind: Csv\n        header: true/' "$WORK/manifest.yaml"

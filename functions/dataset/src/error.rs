@@ -50,4 +50,6 @@ pub enum SliceError {
     Parquet(#[from] parquet::errors::ParquetError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error("internal slice error: {0}")]
+    Internal(String),
 }

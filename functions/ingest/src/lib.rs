@@ -14,8 +14,10 @@ pub mod error;
 pub mod merge;
 pub mod preprocess;
 pub mod read;
+pub mod records;
 pub mod routes;
 pub mod service;
+pub mod sink;
 pub mod source;
 
 use std::sync::Arc;

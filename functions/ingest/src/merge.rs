@@ -137,6 +137,41 @@ fn numbered(
     Ok((numbered_schema, out))
 }
 
+/// Whether `strategy` takes each record on its own (Append, ChangelogStream), so records can
+/// be merged batch by batch as they arrive, without the dataset's history.
+pub fn merges_per_batch(strategy: &MergeStrategy) -> bool {
+    matches!(
+        strategy,
+        MergeStrategy::Append(_) | MergeStrategy::ChangelogStream(_)
+    )
+}
+
+/// Merges one batch under a strategy for which [`merges_per_batch`] holds.
+pub fn merge_batch(
+    strategy: &MergeStrategy,
+    batch: &RecordBatch,
+) -> Result<RecordBatch, IngestError> {
+    match strategy {
+        MergeStrategy::Append(_) => constant_op(batch, 0),
+        MergeStrategy::ChangelogStream(strategy) => {
+            for key in &strategy.primary_key {
+                if batch.column_by_name(key).is_none() {
+                    return Err(IngestError::BadValue(format!(
+                        "primary key column `{key}` is missing from the input"
+                    )));
+                }
+            }
+            let column = batch.column_by_name(OPERATION_TYPE_COLUMN).ok_or_else(|| {
+                IngestError::BadValue("changelog stream records need an `op` column".to_string())
+            })?;
+            with_op(batch, normalize_op(column, true)?)
+        }
+        other => Err(IngestError::Internal(format!(
+            "merge strategy {other:?} needs all records at once"
+        ))),
+    }
+}
+
 pub struct MergeInput<'a> {
     pub strategy: &'a MergeStrategy,
     /// New records: `event_time` and the data columns (and `op` for changelog/upsert streams).
@@ -171,20 +206,14 @@ pub async fn merge(input: MergeInput<'_>) -> Result<Vec<RecordBatch>, IngestErro
         Ok(())
     };
     match input.strategy {
-        MergeStrategy::Append(_) => input.batches.iter().map(|b| constant_op(b, 0)).collect(),
-        MergeStrategy::ChangelogStream(strategy) => {
-            check_keys(&strategy.primary_key)?;
+        MergeStrategy::Append(_) | MergeStrategy::ChangelogStream(_) => {
+            if let MergeStrategy::ChangelogStream(strategy) = input.strategy {
+                check_keys(&strategy.primary_key)?;
+            }
             input
                 .batches
                 .iter()
-                .map(|batch| {
-                    let column = batch.column_by_name(OPERATION_TYPE_COLUMN).ok_or_else(|| {
-                        IngestError::BadValue(
-                            "changelog stream records need an `op` column".to_string(),
-                        )
-                    })?;
-                    with_op(batch, normalize_op(column, true)?)
-                })
+                .map(|batch| merge_batch(input.strategy, batch))
                 .collect()
         }
         MergeStrategy::Ledger(strategy) => {

@@ -1,18 +1,21 @@
 //! The push ingest pipeline: resolve, read, preprocess, merge, write the slice, commit.
+//!
+//! Append and changelog pushes without a preprocess step are written to the slice while the
+//! body arrives (`sink::SliceSink`); other strategies collect the records and merge them with
+//! the dataset's history before writing.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, RecordBatch, TimestampMillisecondArray};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use datafusion::prelude::SessionContext;
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde::Serialize;
 use weir_dataset::slices::{
-    EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN, prepare_slice,
+    OFFSET_COLUMN, PreparedSlice, SYSTEM_TIME_COLUMN, prepare_slice, read_slice,
 };
 use weir_dataset::{ChainSnapshot, CommitError, Dataset, DatasetStore};
 use weir_odf::{
@@ -26,8 +29,10 @@ use weir_function_runtime::{
 
 use crate::config::IngestConfig;
 use crate::error::IngestError;
-use crate::merge::{MergeInput, merge};
-use crate::read::{MediaFormat, RecordsReader, conform};
+use crate::merge::{MergeInput, merge, merges_per_batch};
+use crate::read::{MediaFormat, read_body};
+use crate::records::{DatasetColumns, check_same_schema, schema_with_event_time, with_event_time};
+use crate::sink::{CollectSink, SlicePlacement, SliceSink};
 use crate::source::{IDEMPOTENCY_KEY_ATTRIBUTE, find_previous_ingest, push_target};
 
 /// Everything the ingest function builds once per cold start.
@@ -120,73 +125,77 @@ impl IngestContext {
         let source = target
             .select(&request.dataset, request.source_name.as_deref())?
             .clone();
-
-        let mut reader = RecordsReader::new(request.format, &source.read)?;
-        let mut body = std::pin::pin!(body);
-        let mut received = 0usize;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk?;
-            received += chunk.len();
-            reader.push(&chunk)?;
-        }
-        if received == 0 {
-            return Err(IngestError::EmptyBody);
-        }
-        let (mut schema, mut batches) = reader.finish()?;
-        if let Some(preprocess) = &source.preprocess {
-            (schema, batches) = crate::preprocess::preprocess(preprocess, schema, batches).await?;
-        }
         let default_event_time = request.event_time.unwrap_or_else(Utc::now);
-        let (schema, batches) = with_event_time(&schema, batches, default_event_time)?;
-        let keep_op = matches!(
-            source.merge,
-            MergeStrategy::ChangelogStream(_) | MergeStrategy::UpsertStream(_)
-        );
+        let streamed = source.preprocess.is_none() && merges_per_batch(&source.merge);
+
+        // Records either become a slice while the body arrives, placed after the head loaded
+        // above, or are collected for the merge against the dataset's history.
+        let (input, mut written) = if streamed {
+            let placement = placement_after(&chain);
+            let sink = SliceSink::new(
+                source.merge.clone(),
+                target.schema.clone(),
+                default_event_time,
+                placement,
+            );
+            let (_, slice) = read_body(request.format, &source.read, body, sink).await?;
+            let Some(slice) = slice else {
+                return Ok(unchanged(&chain));
+            };
+            (MergeInputRecords::InSlice, Some((slice, placement)))
+        } else {
+            let (schema, batches) =
+                read_body(request.format, &source.read, body, CollectSink::default()).await?;
+            let (schema, batches) = match &source.preprocess {
+                Some(preprocess) => {
+                    crate::preprocess::preprocess(preprocess, schema, batches).await?
+                }
+                None => (schema, batches),
+            };
+            let batches = batches
+                .iter()
+                .map(|batch| with_event_time(batch, default_event_time))
+                .collect::<Result<Vec<_>, _>>()?;
+            let schema = schema_with_event_time(&schema);
+            (MergeInputRecords::Read { schema, batches }, None)
+        };
 
         for attempt in 1..=self.config.max_commit_attempts {
-            // Block times never go backwards, even when another writer's clock ran ahead.
-            let system_time = chain
-                .state
-                .head_system_time()
-                .map_or_else(Utc::now, |head| head.max(Utc::now()));
-            let target = push_target(&chain)?;
-            let (schema, batches) = match &target.schema {
-                Some(existing) => conform_to_dataset(existing, &schema, &batches, keep_op)?,
-                None => (schema.clone(), batches.clone()),
-            };
-            let previous = match (&chain.head, chain.state.last_offset()) {
-                (Some(head), Some(_)) => {
-                    let session = SessionContext::new();
-                    let table = weir_dataset::table::dataset_table(
-                        &session,
-                        &self.store,
-                        &dataset,
-                        Some(&head.hash),
-                    )
-                    .await
-                    .map_err(|error| IngestError::Internal(error.to_string()))?;
-                    Some(table)
+            let (slice, placement) = match written.take() {
+                Some((slice, at)) if fits(&at, &chain) => (slice, at),
+                stale => {
+                    // First attempt of a collected request, or a concurrent commit moved the
+                    // head: offsets and system time are assigned again after the new head.
+                    let (schema, batches) = match (&input, &stale) {
+                        (MergeInputRecords::Read { schema, batches }, _) => {
+                            (schema.clone(), batches.clone())
+                        }
+                        (MergeInputRecords::InSlice, Some((slice, _))) => records_of_slice(slice)?,
+                        (MergeInputRecords::InSlice, None) => {
+                            return Err(IngestError::Internal(
+                                "streamed records were lost before the commit".to_string(),
+                            ));
+                        }
+                    };
+                    drop(stale);
+                    let placement = placement_after(&chain);
+                    let Some(slice) = self
+                        .merge_into_slice(
+                            &dataset,
+                            &chain,
+                            &source.merge,
+                            schema,
+                            batches,
+                            placement,
+                        )
+                        .await?
+                    else {
+                        return Ok(unchanged(&chain));
+                    };
+                    (slice, placement)
                 }
-                _ => None,
             };
-            let merged = merge(MergeInput {
-                strategy: &source.merge,
-                schema,
-                batches,
-                previous,
-            })
-            .await?;
-            let start_offset = chain.state.last_offset().map_or(0, |offset| offset + 1);
-            let Some(slice) =
-                prepare_slice(&merged, start_offset, system_time, Some(default_event_time))?
-            else {
-                return Ok(IngestResponse {
-                    old_head: chain.head.as_ref().map(|head| head.hash),
-                    new_head: chain.head.as_ref().map(|head| head.hash),
-                    num_records: 0,
-                    offset_interval: None,
-                });
-            };
+            let target = push_target(&chain)?;
             let mut events = Vec::with_capacity(2);
             match &target.schema {
                 None => {
@@ -227,7 +236,12 @@ impl IngestContext {
                 extra,
             }));
             match dataset
-                .commit_many(chain.head.as_ref(), &chain.state, events, system_time)
+                .commit_many(
+                    chain.head.as_ref(),
+                    &chain.state,
+                    events,
+                    placement.system_time,
+                )
                 .await
             {
                 Ok(result) => {
@@ -257,11 +271,12 @@ impl IngestContext {
                         old_head: result.old_head,
                         new_head: Some(result.new_head),
                         num_records: slice.offset_interval.len(),
-                        offset_interval: Some(slice.offset_interval),
+                        offset_interval: Some(slice.offset_interval.clone()),
                     });
                 }
                 Err(CommitError::Conflict { .. }) => {
                     tracing::debug!(dataset_id = %dataset.id(), attempt, "lost commit race, retrying");
+                    written = Some((slice, placement));
                     tokio::time::sleep(backoff(attempt)).await;
                     chain = load_chain(&dataset).await?;
                     if let Some(previous) = request
@@ -278,6 +293,130 @@ impl IngestContext {
         Err(IngestError::TooManyConflicts {
             attempts: self.config.max_commit_attempts,
         })
+    }
+
+    /// Conforms records to the dataset, merges them with its history and writes the slice that
+    /// follows the chain's head; `None` when the merge leaves nothing to add.
+    async fn merge_into_slice(
+        &self,
+        dataset: &Dataset,
+        chain: &ChainSnapshot,
+        strategy: &MergeStrategy,
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+        placement: SlicePlacement,
+    ) -> Result<Option<PreparedSlice>, IngestError> {
+        let target = push_target(chain)?;
+        let keep_op = matches!(
+            strategy,
+            MergeStrategy::ChangelogStream(_) | MergeStrategy::UpsertStream(_)
+        );
+        let (schema, batches) = match &target.schema {
+            Some(existing) => {
+                let columns = DatasetColumns::new(existing, &schema, keep_op)?;
+                let batches = batches
+                    .iter()
+                    .map(|batch| columns.conform(batch))
+                    .collect::<Result<Vec<_>, _>>()?;
+                (columns.schema().clone(), batches)
+            }
+            None => (schema, batches),
+        };
+        let previous = match (&chain.head, chain.state.last_offset()) {
+            (Some(head), Some(_)) => {
+                let session = SessionContext::new();
+                let table = weir_dataset::table::dataset_table(
+                    &session,
+                    &self.store,
+                    dataset,
+                    Some(&head.hash),
+                )
+                .await
+                .map_err(|error| IngestError::Internal(error.to_string()))?;
+                Some(table)
+            }
+            _ => None,
+        };
+        let merged = merge(MergeInput {
+            strategy,
+            schema,
+            batches,
+            previous,
+        })
+        .await?;
+        let slice = tokio::task::spawn_blocking(move || {
+            prepare_slice(&merged, placement.start_offset, placement.system_time, None)
+        })
+        .await
+        .map_err(|error| IngestError::Internal(format!("writing the slice failed: {error}")))??;
+        Ok(slice)
+    }
+}
+
+/// Where a request's records are kept until the commit.
+enum MergeInputRecords {
+    /// Read (and preprocessed) records with `event_time`, not merged yet.
+    Read {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// Only in the slice written while the body arrived (strategies that merge per batch).
+    InSlice,
+}
+
+/// The place right after the chain's head: next offset, and a system time that never goes
+/// backwards, even when another writer's clock ran ahead.
+fn placement_after(chain: &ChainSnapshot) -> SlicePlacement {
+    SlicePlacement {
+        start_offset: chain.state.last_offset().map_or(0, |offset| offset + 1),
+        system_time: chain
+            .state
+            .head_system_time()
+            .map_or_else(Utc::now, |head| head.max(Utc::now())),
+    }
+}
+
+/// Whether a slice written for `placement` can follow the chain's head as it is now.
+fn fits(placement: &SlicePlacement, chain: &ChainSnapshot) -> bool {
+    let next_offset = chain.state.last_offset().map_or(0, |offset| offset + 1);
+    placement.start_offset == next_offset
+        && chain
+            .state
+            .head_system_time()
+            .is_none_or(|head| placement.system_time >= head)
+}
+
+/// The records of a written slice as they were before system columns were added.
+fn records_of_slice(slice: &PreparedSlice) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
+    let batches = read_slice(slice.bytes.clone())?;
+    let keep: Vec<usize> = slice
+        .schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !matches!(f.name().as_str(), OFFSET_COLUMN | SYSTEM_TIME_COLUMN))
+        .map(|(index, _)| index)
+        .collect();
+    let schema = Arc::new(
+        slice
+            .schema
+            .project(&keep)
+            .map_err(|error| IngestError::Internal(error.to_string()))?,
+    );
+    let batches = batches
+        .iter()
+        .map(|batch| batch.project(&keep))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| IngestError::Internal(error.to_string()))?;
+    Ok((schema, batches))
+}
+
+fn unchanged(chain: &ChainSnapshot) -> IngestResponse {
+    IngestResponse {
+        old_head: chain.head.as_ref().map(|head| head.hash),
+        new_head: chain.head.as_ref().map(|head| head.hash),
+        num_records: 0,
+        offset_interval: None,
     }
 }
 
@@ -301,148 +440,4 @@ fn backoff(attempt: u32) -> Duration {
     let jitter =
         u64::from(std::process::id() % 7) + u64::from(Utc::now().timestamp_subsec_millis() % 13);
     Duration::from_millis(5 * u64::from(attempt) + jitter)
-}
-
-fn timestamp_type() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
-}
-
-/// Ensures an `event_time` column (ms, UTC): cast when present, `default` when absent.
-fn with_event_time(
-    schema: &SchemaRef,
-    batches: Vec<RecordBatch>,
-    default: DateTime<Utc>,
-) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
-    for reserved in [OFFSET_COLUMN, SYSTEM_TIME_COLUMN] {
-        if schema.field_with_name(reserved).is_ok() {
-            return Err(IngestError::BadValue(format!(
-                "column `{reserved}` is reserved for the system"
-            )));
-        }
-    }
-    let mut fields: Vec<Arc<Field>> = vec![Arc::new(Field::new(
-        EVENT_TIME_COLUMN,
-        timestamp_type(),
-        false,
-    ))];
-    fields.extend(
-        schema
-            .fields()
-            .iter()
-            .filter(|f| f.name() != EVENT_TIME_COLUMN)
-            .cloned(),
-    );
-    let new_schema = Arc::new(Schema::new(fields));
-    let mut out = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let event_time: ArrayRef = match batch.column_by_name(EVENT_TIME_COLUMN) {
-            Some(column) => {
-                let cast = cast(column, &timestamp_type()).map_err(|error| {
-                    IngestError::BadValue(format!("column `{EVENT_TIME_COLUMN}`: {error}"))
-                })?;
-                if cast.null_count() > column.null_count() {
-                    return Err(IngestError::BadValue(format!(
-                        "column `{EVENT_TIME_COLUMN}`: values are not timestamps"
-                    )));
-                }
-                if cast.null_count() > 0 {
-                    return Err(IngestError::BadValue(format!(
-                        "column `{EVENT_TIME_COLUMN}` must not contain nulls"
-                    )));
-                }
-                cast
-            }
-            None => Arc::new(
-                TimestampMillisecondArray::from_value(default.timestamp_millis(), batch.num_rows())
-                    .with_timezone("UTC"),
-            ),
-        };
-        let mut columns = vec![event_time];
-        for field in schema
-            .fields()
-            .iter()
-            .filter(|f| f.name() != EVENT_TIME_COLUMN)
-        {
-            columns.push(
-                batch
-                    .column_by_name(field.name())
-                    .expect("field of the batch schema")
-                    .clone(),
-            );
-        }
-        out.push(
-            RecordBatch::try_new(new_schema.clone(), columns)
-                .map_err(|error| IngestError::BadValue(error.to_string()))?,
-        );
-    }
-    Ok((new_schema, out))
-}
-
-/// Casts new records to the dataset's columns (minus system columns), naming misfits.
-fn conform_to_dataset(
-    existing: &weir_odf::DataSchema,
-    schema: &SchemaRef,
-    batches: &[RecordBatch],
-    keep_op: bool,
-) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
-    let arrow = weir_dataset::schema::schema_to_arrow(existing)
-        .map_err(|error| IngestError::Internal(error.to_string()))?;
-    let mut fields: Vec<Arc<Field>> = Vec::new();
-    if keep_op && let Ok(op) = schema.field_with_name(OPERATION_TYPE_COLUMN) {
-        fields.push(Arc::new(op.clone()));
-    }
-    for field in arrow.fields() {
-        if matches!(
-            field.name().as_str(),
-            OFFSET_COLUMN | OPERATION_TYPE_COLUMN | SYSTEM_TIME_COLUMN
-        ) {
-            continue;
-        }
-        fields.push(field.clone());
-    }
-    for field in schema.fields() {
-        let known = field.name() == OPERATION_TYPE_COLUMN
-            || fields.iter().any(|f| f.name() == field.name());
-        if !known {
-            return Err(IngestError::BadValue(format!(
-                "column `{}` is not in the dataset schema",
-                field.name()
-            )));
-        }
-    }
-    let target = Arc::new(Schema::new(fields));
-    let conformed = batches
-        .iter()
-        .map(|batch| conform(batch, &target))
-        .collect::<Result<Vec<_>, _>>()?;
-    let schema = conformed.first().map(|b| b.schema()).unwrap_or(target);
-    Ok((schema, conformed))
-}
-
-/// The new slice must have exactly the dataset's columns and types.
-fn check_same_schema(existing: &weir_odf::DataSchema, slice: &Schema) -> Result<(), IngestError> {
-    let arrow = weir_dataset::schema::schema_to_arrow(existing)
-        .map_err(|error| IngestError::Internal(error.to_string()))?;
-    let describe = |schema: &Schema| {
-        schema
-            .fields()
-            .iter()
-            .map(|f| format!("{}: {}", f.name(), f.data_type()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let same = arrow.fields().len() == slice.fields().len()
-        && arrow
-            .fields()
-            .iter()
-            .zip(slice.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
-    if !same {
-        return Err(IngestError::BadValue(format!(
-            "records do not match the dataset schema: expected [{}], got [{}]",
-            describe(&arrow),
-            describe(slice)
-        )));
-    }
-    Ok(())
 }

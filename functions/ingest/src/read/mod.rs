@@ -1,26 +1,33 @@
 //! Reading a pushed body into Arrow record batches, incrementally as chunks arrive.
 //!
 //! The format comes from the `Content-Type`; the schema from the push source's read step
-//! (`schema`, else `ddlSchema`, else inferred from the first megabyte of data).
+//! (`schema`, else `ddlSchema`, else inferred from the first block of records, at most 10,000).
 
+mod block;
+mod chunk;
 mod csv;
 mod ddl;
 mod json;
+mod pipeline;
 
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema, SchemaRef};
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 use weir_odf::{DataSchema, ReadStep};
 
 use crate::error::IngestError;
+use block::BlockDecoder;
+use chunk::{Chunker, CsvScanner, RecordBoundaries};
+use pipeline::DecodePipeline;
 
 pub use ddl::parse_ddl_schema;
+pub use pipeline::BatchSink;
 
 /// Rows per decoded batch.
 pub const BATCH_SIZE: usize = 8192;
-/// Bytes buffered to infer a schema when the read step declares none.
-pub const INFERENCE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaFormat {
@@ -87,60 +94,164 @@ pub fn declared_schema(read_step: &ReadStep) -> Result<Option<SchemaRef>, Ingest
     Ok(None)
 }
 
-/// Decodes a body chunk by chunk.
-pub struct RecordsReader {
-    inner: Inner,
+/// Reads a pushed body in the given format and hands its records, in order, to `sink`.
+///
+/// CSV, NDJSON and JSON arrays stream through the parallel decoding pipeline; GeoJSON and
+/// Parquet need the whole document and are decoded once the body has arrived. Returns the
+/// records' schema (declared or inferred) and what the sink made of them.
+pub async fn read_body<B, K>(
+    format: MediaFormat,
+    read_step: &ReadStep,
+    body: B,
+    sink: K,
+) -> Result<(SchemaRef, K::Output), IngestError>
+where
+    B: Stream<Item = Result<Bytes, IngestError>> + Send,
+    K: BatchSink,
+{
+    let declared = declared_schema(read_step)?;
+    let mut body = std::pin::pin!(body);
+    let mut stream = match format {
+        MediaFormat::Csv => {
+            let options = csv::CsvOptions::new(read_step)?;
+            let scanner = CsvScanner::new(options.delimiter, options.quote, options.escape);
+            StreamedBody::new(
+                RecordBoundaries::Csv(scanner),
+                Some(options),
+                false,
+                declared,
+            )
+        }
+        MediaFormat::NdJson => StreamedBody::new(RecordBoundaries::Lines, None, false, declared),
+        MediaFormat::Json => StreamedBody::new(RecordBoundaries::Lines, None, true, declared),
+        MediaFormat::GeoJson | MediaFormat::Parquet => {
+            let mut buffer = Vec::new();
+            while let Some(chunk) = body.next().await {
+                buffer.extend_from_slice(&chunk?);
+            }
+            if buffer.is_empty() {
+                return Err(IngestError::EmptyBody);
+            }
+            let (schema, batches) = match format {
+                MediaFormat::GeoJson => json::read_geojson(&buffer, declared)?,
+                _ => read_parquet(buffer, declared)?,
+            };
+            let output = tokio::task::spawn_blocking(move || {
+                let mut sink = sink;
+                for batch in batches {
+                    sink.write(batch)?;
+                }
+                sink.finish()
+            })
+            .await
+            .map_err(|error| IngestError::Internal(format!("ingest sink failed: {error}")))??;
+            return Ok((schema, output));
+        }
+    };
+    let mut pipeline = DecodePipeline::start(sink);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        for block in stream.push(&chunk)? {
+            let decoder = stream.decoder_for(&block)?;
+            pipeline.send(&decoder, block).await?;
+        }
+    }
+    let last = stream.finish()?;
+    let decoder = stream.decoder_for(&last)?;
+    if !last.is_empty() {
+        pipeline.send(&decoder, last).await?;
+    }
+    let output = pipeline.finish().await?;
+    Ok((decoder.schema().clone(), output))
 }
 
-enum Inner {
-    Csv(Box<csv::CsvReader>),
-    Json(Box<json::JsonReader>),
-    Buffered {
-        format: MediaFormat,
-        schema: Option<SchemaRef>,
-        buffer: Vec<u8>,
-    },
+/// A CSV, NDJSON or JSON-array body on its way to the decoding pipeline.
+struct StreamedBody {
+    chunker: Chunker,
+    csv: Option<csv::CsvOptions>,
+    splitter: Option<json::ArraySplitter>,
+    declared: Option<SchemaRef>,
+    decoder: Option<Arc<BlockDecoder>>,
+    received: usize,
+    /// Whether a byte other than whitespace arrived (whitespace alone is an empty body).
+    saw_data: bool,
 }
 
-impl RecordsReader {
-    pub fn new(format: MediaFormat, read_step: &ReadStep) -> Result<Self, IngestError> {
-        let schema = declared_schema(read_step)?;
-        let inner = match format {
-            MediaFormat::Csv => Inner::Csv(Box::new(csv::CsvReader::new(read_step, schema)?)),
-            MediaFormat::NdJson => Inner::Json(Box::new(json::JsonReader::new(schema, false))),
-            MediaFormat::Json => Inner::Json(Box::new(json::JsonReader::new(schema, true))),
-            MediaFormat::GeoJson | MediaFormat::Parquet => Inner::Buffered {
-                format,
-                schema,
-                buffer: Vec::new(),
+impl StreamedBody {
+    fn new(
+        boundaries: RecordBoundaries,
+        csv: Option<csv::CsvOptions>,
+        array: bool,
+        declared: Option<SchemaRef>,
+    ) -> Self {
+        Self {
+            chunker: Chunker::new(boundaries),
+            csv,
+            splitter: array.then(json::ArraySplitter::default),
+            declared,
+            decoder: None,
+            received: 0,
+            saw_data: false,
+        }
+    }
+
+    /// Takes a chunk of the body; returns the blocks of whole records that are complete.
+    fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, IngestError> {
+        self.received += chunk.len();
+        if !self.saw_data && !chunk.iter().all(u8::is_ascii_whitespace) {
+            self.saw_data = true;
+        }
+        match &mut self.splitter {
+            Some(splitter) => {
+                let mut lines = Vec::with_capacity(chunk.len() + 16);
+                splitter.split(chunk, &mut lines)?;
+                Ok(self.chunker.push(&lines))
+            }
+            None => Ok(self.chunker.push(chunk)),
+        }
+    }
+
+    /// The records after the last full block; fails on an empty or unfinished body.
+    fn finish(&mut self) -> Result<Vec<u8>, IngestError> {
+        if self.received == 0 {
+            return Err(IngestError::EmptyBody);
+        }
+        if let Some(splitter) = &self.splitter {
+            splitter.finish()?;
+        } else if !self.saw_data && self.csv.is_none() {
+            return Err(IngestError::EmptyBody);
+        }
+        let chunker = std::mem::replace(&mut self.chunker, Chunker::new(RecordBoundaries::Lines));
+        Ok(chunker.finish())
+    }
+
+    /// The decoder for every block, set up from the first (inferring the schema if needed).
+    fn decoder_for(&mut self, first_block: &[u8]) -> Result<Arc<BlockDecoder>, IngestError> {
+        if let Some(decoder) = &self.decoder {
+            return Ok(decoder.clone());
+        }
+        let decoder = match &self.csv {
+            Some(options) => BlockDecoder::Csv {
+                schema: match &self.declared {
+                    Some(schema) => schema.clone(),
+                    None => options.infer_schema(first_block)?,
+                },
+                format: options.format.clone(),
+                header: options.header,
+            },
+            None => BlockDecoder::Json {
+                schema: match &self.declared {
+                    Some(schema) => schema.clone(),
+                    None if first_block.iter().all(u8::is_ascii_whitespace) => {
+                        return Err(IngestError::EmptyBody);
+                    }
+                    None => json::infer_schema(first_block)?,
+                },
             },
         };
-        Ok(Self { inner })
-    }
-
-    pub fn push(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
-        match &mut self.inner {
-            Inner::Csv(reader) => reader.push(chunk),
-            Inner::Json(reader) => reader.push(chunk),
-            Inner::Buffered { buffer, .. } => {
-                buffer.extend_from_slice(chunk);
-                Ok(())
-            }
-        }
-    }
-
-    /// Finishes decoding; returns the batches (possibly none) and their schema.
-    pub fn finish(self) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
-        match self.inner {
-            Inner::Csv(reader) => reader.finish(),
-            Inner::Json(reader) => reader.finish(),
-            Inner::Buffered {
-                format: MediaFormat::GeoJson,
-                schema,
-                buffer,
-            } => json::read_geojson(&buffer, schema),
-            Inner::Buffered { schema, buffer, .. } => read_parquet(buffer, schema),
-        }
+        let decoder = Arc::new(decoder);
+        self.decoder = Some(decoder.clone());
+        Ok(decoder)
     }
 }
 

@@ -1,0 +1,271 @@
+//! Decoding one block of whole records (CSV or NDJSON) into record batches.
+//!
+//! Blocks decode independently, so errors are reported relative to the block; the pipeline
+//! turns them into record and line numbers of the whole body once it knows how many records
+//! came before the block.
+
+use arrow::array::RecordBatch;
+use arrow::csv::reader::Format;
+use arrow::datatypes::SchemaRef;
+
+use super::BATCH_SIZE;
+use crate::error::IngestError;
+
+/// How the records of one block are decoded; shared by every decoding thread.
+pub enum BlockDecoder {
+    Csv {
+        schema: SchemaRef,
+        format: Format,
+        header: bool,
+    },
+    Json {
+        schema: SchemaRef,
+    },
+}
+
+/// A decoding error, relative to the block it happened in.
+#[derive(Debug)]
+pub enum BlockError {
+    /// The block's `index`-th record (0-based) fails to decode.
+    Record {
+        index: usize,
+        malformed: bool,
+        message: String,
+    },
+    /// A CSV error whose "line N" numbers count from the block's first record.
+    CsvLines {
+        message: String,
+        first_block: bool,
+        header_lines: u64,
+    },
+    Other(IngestError),
+}
+
+impl BlockError {
+    /// The error for the whole body, given the records that came before the block.
+    pub fn into_ingest_error(self, records_before: u64) -> IngestError {
+        match self {
+            Self::Record {
+                index,
+                malformed: true,
+                message,
+            } => json_malformed(format!(
+                "record {}: {message}",
+                records_before + index as u64 + 1
+            )),
+            Self::Record { index, message, .. } => IngestError::BadValue(format!(
+                "record {}: {message}",
+                records_before + index as u64 + 1
+            )),
+            Self::CsvLines {
+                message,
+                first_block,
+                header_lines,
+            } => {
+                let before = if first_block {
+                    0
+                } else {
+                    records_before + header_lines
+                };
+                IngestError::Malformed {
+                    format: "CSV",
+                    message: to_file_line_numbers(&message, before),
+                }
+            }
+            Self::Other(error) => error,
+        }
+    }
+}
+
+fn json_malformed(message: String) -> IngestError {
+    IngestError::Malformed {
+        format: "JSON",
+        message,
+    }
+}
+
+impl BlockDecoder {
+    pub fn schema(&self) -> &SchemaRef {
+        match self {
+            Self::Csv { schema, .. } | Self::Json { schema } => schema,
+        }
+    }
+
+    /// Decodes every record of `block`; the first block of a CSV body holds its header.
+    pub fn decode(&self, block: &[u8], first_block: bool) -> Result<Vec<RecordBatch>, BlockError> {
+        match self {
+            Self::Csv {
+                schema,
+                format,
+                header,
+            } => decode_csv(schema, format, *header, block, first_block),
+            Self::Json { schema } => decode_json(schema, block),
+        }
+    }
+}
+
+fn decode_csv(
+    schema: &SchemaRef,
+    format: &Format,
+    header: bool,
+    block: &[u8],
+    first_block: bool,
+) -> Result<Vec<RecordBatch>, BlockError> {
+    let format = if first_block {
+        format.clone()
+    } else {
+        format.clone().with_header(false)
+    };
+    let failed = |error: arrow::error::ArrowError| BlockError::CsvLines {
+        message: name_columns(error.to_string(), schema),
+        first_block,
+        header_lines: u64::from(header),
+    };
+    let mut decoder = arrow::csv::reader::ReaderBuilder::new(schema.clone())
+        .with_format(format)
+        .with_batch_size(BATCH_SIZE)
+        .build_decoder();
+    let mut batches = Vec::new();
+    let mut rest = block;
+    loop {
+        let consumed = decoder.decode(rest).map_err(failed)?;
+        rest = &rest[consumed..];
+        let done = rest.is_empty();
+        if done {
+            // A last record without a newline is completed by an empty decode.
+            decoder.decode(&[]).map_err(failed)?;
+        }
+        if (done || decoder.capacity() == 0 || consumed == 0)
+            && let Some(batch) = decoder.flush().map_err(failed)?
+        {
+            batches.push(batch);
+        }
+        if done {
+            return Ok(batches);
+        }
+    }
+}
+
+fn decode_json(schema: &SchemaRef, block: &[u8]) -> Result<Vec<RecordBatch>, BlockError> {
+    let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(BATCH_SIZE)
+        .build_decoder()
+        .map_err(|error| BlockError::Other(IngestError::Internal(error.to_string())))?;
+    let failed = |error: arrow::error::ArrowError| locate_json_error(schema, block, error);
+    let mut batches = Vec::new();
+    let mut rest = block;
+    while !rest.is_empty() {
+        let consumed = decoder.decode(rest).map_err(failed)?;
+        rest = &rest[consumed..];
+        if (consumed == 0 || !rest.is_empty())
+            && let Some(batch) = decoder.flush().map_err(failed)?
+        {
+            batches.push(batch);
+        }
+    }
+    // A last record without a newline is completed by one.
+    decoder.decode(b"\n").map_err(failed)?;
+    if let Some(batch) = decoder.flush().map_err(failed)? {
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// Finds the first record of the block that fails on its own, to name it.
+fn locate_json_error(
+    schema: &SchemaRef,
+    block: &[u8],
+    error: arrow::error::ArrowError,
+) -> BlockError {
+    let records = block
+        .split(|b| *b == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+    for (index, line) in records.enumerate() {
+        if let Err(error) = serde_json::from_slice::<serde_json::Value>(line) {
+            return BlockError::Record {
+                index,
+                malformed: true,
+                message: error.to_string(),
+            };
+        }
+        let Ok(mut single) = arrow::json::ReaderBuilder::new(schema.clone()).build_decoder() else {
+            break;
+        };
+        let result = single
+            .decode(line)
+            .and_then(|_| single.decode(b"\n"))
+            .and_then(|_| single.flush());
+        if let Err(error) = result {
+            return BlockError::Record {
+                index,
+                malformed: false,
+                message: error
+                    .to_string()
+                    .trim_start_matches("Json error: ")
+                    .to_string(),
+            };
+        }
+    }
+    BlockError::Other(json_malformed(error.to_string()))
+}
+
+/// Rewrites arrow's "for column 3" into the column's name.
+fn name_columns(message: String, schema: &SchemaRef) -> String {
+    let Some(start) = message.find("for column ") else {
+        return message;
+    };
+    let digits: String = message[start + 11..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let Ok(index) = digits.parse::<usize>() else {
+        return message;
+    };
+    let Some(field) = schema.fields().get(index) else {
+        return message;
+    };
+    format!(
+        "{}for column `{}`{}",
+        &message[..start],
+        field.name(),
+        &message[start + 11 + digits.len()..]
+    )
+}
+
+/// Turns the line number arrow gives (relative to the decoder's first record) into the line
+/// of the body, 1-based, given the records (header included) before the block.
+///
+/// Arrow counts "for line N" 1-based and "at line N" 0-based; both become 1-based. Lines are
+/// records: a quoted field that spans lines counts once. Only the first "line N" is the number;
+/// the row data quoted after it is left alone.
+fn to_file_line_numbers(message: &str, records_before: u64) -> String {
+    let Some(position) = message.find("line ") else {
+        return message.to_string();
+    };
+    let (head, rest) = message.split_at(position + 5);
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let Ok(line) = rest[..digits].parse::<u64>() else {
+        return message.to_string();
+    };
+    let zero_based = head.ends_with("at line ");
+    let line = line + records_before + u64::from(zero_based);
+    format!("{head}{line}{}", &rest[digits..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_file_line_numbers;
+
+    #[test]
+    fn line_numbers_count_from_the_body_start() {
+        assert_eq!(
+            to_file_line_numbers("bad at line 3. Row data: '[line 7]'", 100),
+            "bad at line 104. Row data: '[line 7]'"
+        );
+        assert_eq!(
+            to_file_line_numbers("incorrect number of fields for line 3, expected 2", 100),
+            "incorrect number of fields for line 103, expected 2"
+        );
+        assert_eq!(to_file_line_numbers("no number", 5), "no number");
+    }
+}

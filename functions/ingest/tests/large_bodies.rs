@@ -1,0 +1,214 @@
+//! Bodies of several megabytes: they are cut into blocks decoded in parallel, so these tests
+//! check that order, offsets, quoted multi-line CSV fields and error positions survive the cut.
+
+mod common;
+
+use common::*;
+
+const ROWS: usize = 60_000;
+
+const CSV_READ: &str = "        kind: Csv
+        header: true
+        schema:
+          fields:
+            - name: event_time
+              type: Timestamp
+            - name: id
+              type: Int64
+            - name: note
+              type: String";
+
+const NDJSON_ID_READ: &str = "        kind: NdJson
+        schema:
+          fields:
+            - name: event_time
+              type: Timestamp
+            - name: id
+              type: Int64
+            - name: note
+              type: String";
+
+/// `ROWS` CSV rows whose `id` is the row index; every 997th note is quoted and spans lines.
+fn csv_body(bad_row: Option<(usize, &str)>) -> String {
+    let mut body = String::from("event_time,id,note\n");
+    for id in 0..ROWS {
+        if let Some((row, line)) = bad_row
+            && row == id
+        {
+            body.push_str(line);
+            body.push('\n');
+            continue;
+        }
+        let note = if id % 997 == 0 {
+            format!("\"multi\nline, \"\"quoted\"\" {id}\"")
+        } else {
+            format!("note number {id} with some padding text to make rows longer")
+        };
+        body.push_str(&format!("2024-01-01T00:00:{:02}Z,{id},{note}\n", id % 60));
+    }
+    body
+}
+
+fn ndjson_body(bad_row: Option<(usize, &str)>) -> String {
+    let mut body = String::new();
+    for id in 0..ROWS {
+        if let Some((row, line)) = bad_row
+            && row == id
+        {
+            body.push_str(line);
+            body.push('\n');
+            continue;
+        }
+        body.push_str(&format!(
+            "{{\"event_time\": \"2024-01-01T00:00:{:02}Z\", \"id\": {id}, \"note\": \"note number {id} with some padding text to make rows longer\"}}\n",
+            id % 60
+        ));
+    }
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_block_bodies_keep_record_order_and_offsets() {
+    let harness = Harness::start().await;
+    let csv = harness
+        .create(&root_manifest("csv", CSV_READ, APPEND))
+        .await;
+    let body = csv_body(None);
+    assert!(body.len() > 4 << 20, "the body spans several blocks");
+    let (status, json) = harness.push("/alice/csv/ingest", "text/csv", body).await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["numRecords"], ROWS);
+    assert_eq!(
+        harness
+            .rows(
+                &csv,
+                "SELECT count(*) AS n, sum(CASE WHEN \"offset\" = id THEN 1 ELSE 0 END) AS in_order, \
+                 sum(CASE WHEN note LIKE 'multi\nline, \"quoted\" %' THEN 1 ELSE 0 END) AS quoted \
+                 FROM t"
+            )
+            .await,
+        vec![format!("{ROWS},{ROWS},{}", ROWS.div_ceil(997))]
+    );
+
+    let ndjson = harness
+        .create(&root_manifest("ndjson", NDJSON_ID_READ, APPEND))
+        .await;
+    let (status, json) = harness
+        .push(
+            "/alice/ndjson/ingest",
+            "application/x-ndjson",
+            ndjson_body(None),
+        )
+        .await;
+    assert_eq!(status, 200, "{json}");
+    // A JSON array of the same records goes through the array splitter, then the same blocks.
+    let array = format!("[{}]", ndjson_body(None).trim_end().replace('\n', ",\n"));
+    let (status, json) = harness
+        .push("/alice/ndjson/ingest", "application/json", array)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        json["offsetInterval"],
+        serde_json::json!({"start": ROWS, "end": 2 * ROWS - 1})
+    );
+    assert_eq!(
+        harness
+            .rows(
+                &ndjson,
+                "SELECT count(*), sum(CASE WHEN \"offset\" % 60000 = id THEN 1 ELSE 0 END) FROM t"
+            )
+            .await,
+        vec![format!("{},{}", 2 * ROWS, 2 * ROWS)]
+    );
+}
+
+async fn rejected_message(
+    harness: &Harness,
+    path: &str,
+    content_type: &str,
+    body: String,
+) -> String {
+    let (status, json) = harness.push(path, content_type, body).await;
+    assert_eq!(status, 400, "{json}");
+    json["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_in_later_blocks_name_the_record_and_line_of_the_body() {
+    let harness = Harness::start().await;
+    let csv = harness
+        .create(&root_manifest("csv", CSV_READ, APPEND))
+        .await;
+    let ndjson = harness
+        .create(&root_manifest("ndjson", NDJSON_ID_READ, APPEND))
+        .await;
+    // Data row 50,000 (0-based) is record 50,001 of the NDJSON body.
+    let message = rejected_message(
+        &harness,
+        "/alice/ndjson/ingest",
+        "application/x-ndjson",
+        ndjson_body(Some((
+            50_000,
+            "{\"event_time\": \"2024-01-01T00:00:00Z\", \"id\": }",
+        ))),
+    )
+    .await;
+    assert!(message.contains("record 50001"), "{message}");
+    let message = rejected_message(
+        &harness,
+        "/alice/ndjson/ingest",
+        "application/x-ndjson",
+        ndjson_body(Some((
+            50_000,
+            "{\"event_time\": \"2024-01-01T00:00:00Z\", \"id\": \"many\"}",
+        ))),
+    )
+    .await;
+    assert!(message.contains("record 50001"), "{message}");
+    assert!(message.contains("id"), "{message}");
+
+    // Line numbers count the body's records from 1, the header included, so data row 50,000
+    // is line 50,002 (a quoted field that spans lines counts once).
+    let message = rejected_message(
+        &harness,
+        "/alice/csv/ingest",
+        "text/csv",
+        csv_body(Some((50_000, "2024-01-01T00:00:00Z,many,x"))),
+    )
+    .await;
+    assert!(message.contains("line 50002"), "{message}");
+    assert!(message.contains("`id`"), "{message}");
+    let message = rejected_message(
+        &harness,
+        "/alice/csv/ingest",
+        "text/csv",
+        csv_body(Some((50_000, "2024-01-01T00:00:00Z,7"))),
+    )
+    .await;
+    assert!(message.contains("line 50002"), "{message}");
+    // The same errors in the first block are numbered the same way.
+    let message = rejected_message(
+        &harness,
+        "/alice/csv/ingest",
+        "text/csv",
+        csv_body(Some((1, "2024-01-01T00:00:00Z,many,x"))),
+    )
+    .await;
+    assert!(message.contains("line 3"), "{message}");
+    let message = rejected_message(
+        &harness,
+        "/alice/csv/ingest",
+        "text/csv",
+        csv_body(Some((1, "2024-01-01T00:00:00Z,7"))),
+    )
+    .await;
+    assert!(message.contains("line 3"), "{message}");
+
+    for dataset in [&csv, &ndjson] {
+        let chain = dataset.load_chain(None).await.unwrap();
+        assert!(
+            chain.state.last_offset().is_none(),
+            "rejected bodies must commit nothing"
+        );
+    }
+}
