@@ -71,7 +71,7 @@ weir() {
   local cpu_before cpu_after
   cpu_before=$(cpu_seconds "$pid")
   start=$(date +%s.%N)
-  curl -sf -X POST -H "content-type: $content_type" --data-binary "@$file" \
+  curl -sf -X POST -H "content-type: $content_type" --upload-file "$file" \
     "http://127.0.0.1:$port/bench/events/ingest" >"$WORK/response.json"
   end=$(date +%s.%N)
   cpu_after=$(cpu_seconds "$pid")

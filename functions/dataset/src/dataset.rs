@@ -9,6 +9,7 @@ use weir_odf::{DatasetId, MetadataBlock, MetadataEvent, Multihash};
 
 use crate::error::{CommitError, StorageError};
 use crate::layout::DatasetLayout;
+use crate::slices::PreparedSlice;
 use crate::store::{HeadRef, StoreInner};
 
 /// The chain of a dataset loaded up to a head: blocks newest first, and the validated summary.
@@ -130,6 +131,13 @@ impl Dataset {
             .put_content_addressed(&self.layout.data(&hash), bytes)
             .await?;
         Ok(hash)
+    }
+
+    /// Stores a slice under the physical hash its writer computed over the same bytes.
+    pub async fn put_slice(&self, slice: &PreparedSlice) -> Result<(), StorageError> {
+        self.store
+            .put_content_addressed(&self.layout.data(&slice.physical_hash), slice.bytes.clone())
+            .await
     }
 
     pub async fn put_checkpoint(&self, bytes: Bytes) -> Result<Multihash, StorageError> {

@@ -3,6 +3,7 @@
 //! hash is computed over the bytes as they are written. Memory holds the encoded file and at
 //! most one row group in encoding, never the whole slice as Arrow arrays.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -13,6 +14,7 @@ use arrow::array::{
 };
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use arrow_digest::{RecordDigest, RecordDigestV0};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -190,15 +192,23 @@ impl OpenSlice {
             .cloned()
             .collect();
         let schema = slice_schema(&data_fields);
-        let properties = WriterProperties::builder()
+        let mut properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_column_encoding(
                 ColumnPath::from(OFFSET_COLUMN),
                 Encoding::DELTA_BINARY_PACKED,
             )
-            .set_column_dictionary_enabled(ColumnPath::from(OFFSET_COLUMN), false)
-            .build();
+            .set_column_dictionary_enabled(ColumnPath::from(OFFSET_COLUMN), false);
+        for (field, column) in input_fields.iter().zip(first.columns()) {
+            if !matches!(field.data_type(), DataType::Struct(_) | DataType::List(_))
+                && !dictionary_pays_off(column)
+            {
+                properties = properties
+                    .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+            }
+        }
+        let properties = properties.build();
         let writer =
             ArrowWriter::try_new(HashingBuffer::default(), schema.clone(), Some(properties))?;
         let hasher = LogicalHasher::start(schema.clone());
@@ -210,6 +220,28 @@ impl OpenSlice {
             hasher,
         })
     }
+}
+
+/// Whether dictionary encoding is worth trying on a column, judged from the values of the
+/// first batch: a column of (nearly) distinct values, such as ids, amounts or timestamps, gains
+/// nothing from a dictionary and costs the writer a hash-table insert per value before it falls
+/// back to plain encoding. Small samples keep the default (dictionary on).
+fn dictionary_pays_off(column: &ArrayRef) -> bool {
+    const SAMPLE_ROWS: usize = 4096;
+    const MIN_SAMPLE_ROWS: usize = 1024;
+    let sample = column.slice(0, column.len().min(SAMPLE_ROWS));
+    let values = sample.len() - sample.null_count();
+    if values < MIN_SAMPLE_ROWS {
+        return true;
+    }
+    let Ok(converter) = RowConverter::new(vec![SortField::new(sample.data_type().clone())]) else {
+        return true;
+    };
+    let Ok(rows) = converter.convert_columns(&[sample]) else {
+        return true;
+    };
+    let distinct: HashSet<_> = rows.iter().collect();
+    distinct.len() * 10 < values * 9
 }
 
 /// The encoded file, hashed (SHA3-256) as it is written.

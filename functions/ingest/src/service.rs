@@ -208,7 +208,7 @@ impl IngestContext {
                 }
                 Some(existing) => check_same_schema(existing, &slice.schema)?,
             }
-            dataset.put_data(slice.bytes.clone()).await?;
+            dataset.put_slice(&slice).await?;
             let watermark = match (chain.state.watermark(), slice.max_event_time) {
                 (Some(previous), Some(new)) => Some(previous.max(new)),
                 (previous, new) => previous.or(new),

@@ -148,7 +148,7 @@ where
             return Ok((schema, output));
         }
     };
-    let mut pipeline = DecodePipeline::start(sink);
+    let mut pipeline = DecodePipeline::start(sink)?;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
         for block in stream.push(&chunk)? {

@@ -47,27 +47,30 @@ fn decoding_threads() -> usize {
 pub struct DecodePipeline<O> {
     jobs: Option<mpsc::Sender<Job>>,
     order: mpsc::Sender<Ordered>,
-    sink: tokio::task::JoinHandle<Result<O, IngestError>>,
+    sink: oneshot::Receiver<Result<O, IngestError>>,
     blocks_sent: usize,
 }
 
 impl<O: Send + 'static> DecodePipeline<O> {
-    pub fn start<K: BatchSink<Output = O>>(sink: K) -> Self {
+    pub fn start<K: BatchSink<Output = O>>(sink: K) -> Result<Self, IngestError> {
         let threads = decoding_threads();
         let (jobs, job_receiver) = mpsc::channel::<Job>(threads);
         let job_receiver = Arc::new(Mutex::new(job_receiver));
         for _ in 0..threads {
             let job_receiver = job_receiver.clone();
-            tokio::task::spawn_blocking(move || decode_jobs(&job_receiver));
+            spawn_named("weir-decode", move || decode_jobs(&job_receiver))?;
         }
         let (order, order_receiver) = mpsc::channel::<Ordered>(threads * 2 + 2);
-        let sink = tokio::task::spawn_blocking(move || run_sink(order_receiver, sink));
-        Self {
+        let (sink_result, sink_receiver) = oneshot::channel();
+        spawn_named("weir-ingest-sink", move || {
+            let _ = sink_result.send(run_sink(order_receiver, sink));
+        })?;
+        Ok(Self {
             jobs: Some(jobs),
             order,
-            sink,
+            sink: sink_receiver,
             blocks_sent: 0,
-        }
+        })
     }
 
     /// Queues a block for decoding; waits while the pipeline is full.
@@ -105,7 +108,7 @@ impl<O: Send + 'static> DecodePipeline<O> {
         drop(self.order);
         self.sink
             .await
-            .map_err(|error| IngestError::Internal(format!("ingest sink failed: {error}")))?
+            .map_err(|_| IngestError::Internal("the ingest sink thread stopped".to_string()))?
     }
 
     /// The error the sink stopped with (it stops early only on an error).
@@ -113,9 +116,18 @@ impl<O: Send + 'static> DecodePipeline<O> {
         match (&mut self.sink).await {
             Ok(Err(error)) => error,
             Ok(Ok(_)) => IngestError::Internal("ingest sink stopped early".to_string()),
-            Err(error) => IngestError::Internal(format!("ingest sink failed: {error}")),
+            Err(_) => IngestError::Internal("the ingest sink thread stopped".to_string()),
         }
     }
+}
+
+/// Threads of a request are named, so profiles and stack dumps tell the stages apart.
+fn spawn_named(name: &str, work: impl FnOnce() + Send + 'static) -> Result<(), IngestError> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(work)
+        .map(drop)
+        .map_err(|error| IngestError::Internal(format!("starting thread {name}: {error}")))
 }
 
 fn decode_jobs(jobs: &Mutex<mpsc::Receiver<Job>>) {
