@@ -3,14 +3,14 @@
 # pushed through the HTTP path of the real weir-ingest binary (perf profile), and in the same run
 # converted to Parquet by DuckDB and by pyarrow on the same cores. Prints a markdown table of
 # wall time, rows/s, ratio to DuckDB, CPU time and peak RSS (median of WEIR_BENCH_RUNS runs,
-# default 3). Not part of the test suite.
+# default 5, the tools taking turns). Not part of the test suite.
 #
 #   tests/bench/ingest.sh [ROWS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
 # Each tool runs this many times; the run with the median wall time is reported.
-RUNS=${WEIR_BENCH_RUNS:-3}
+RUNS=${WEIR_BENCH_RUNS:-5}
 WORK=${WEIR_BENCH_DIR:-/tmp/weir-bench}
 mkdir -p "$WORK"
 
@@ -98,11 +98,8 @@ pyarrow_script() { # FILE MODULE
   echo "import pyarrow.$2 as r, pyarrow.parquet as pq; pq.write_table(r.read_$2('$1'), '$WORK/pyarrow.parquet')"
 }
 
-# median COMMAND... -> the output line of the run with the median first field (wall seconds)
-median() {
-  local i
-  for i in $(seq 1 "$RUNS"); do "$@"; done | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
-}
+# median FILE -> the line of FILE with the median first field (wall seconds)
+median() { sort -n "$1" | sed -n "$(( (RUNS + 1) / 2 ))p"; }
 
 printf '| input | tool | wall s | rows/s | ratio to DuckDB | CPU s | peak RSS MiB | input MiB |\n|---|---|---|---|---|---|---|---|\n'
 for format in ndjson csv; do
@@ -114,9 +111,19 @@ for format in ndjson csv; do
   else
     content_type=text/csv; reader=read_csv; module=csv
   fi
-  read -r duck_s duck_rss duck_cpu <<<"$(median python_tool "$(duckdb_script "$file" "$reader")")"
-  read -r weir_s weir_rss weir_cpu <<<"$(median weir "$file" "$content_type")"
-  read -r pa_s pa_rss pa_cpu <<<"$(median python_tool "$(pyarrow_script "$file" "$module")")"
+  # Runs interleave the tools, so a machine that speeds up or slows down over the run
+  # (CPU steal, frequency) affects all of them alike.
+  rm -f "$WORK"/runs.*
+  for _ in $(seq 1 "$RUNS"); do
+    python_tool "$(duckdb_script "$file" "$reader")" >>"$WORK/runs.duckdb"
+    weir "$file" "$content_type" >>"$WORK/runs.weir"
+    python_tool "$(pyarrow_script "$file" "$module")" >>"$WORK/runs.pyarrow"
+  done
+  read -r duck_s duck_rss duck_cpu <<<"$(median "$WORK/runs.duckdb")"
+  read -r weir_s weir_rss weir_cpu <<<"$(median "$WORK/runs.weir")"
+  read -r pa_s pa_rss pa_cpu <<<"$(median "$WORK/runs.pyarrow")"
+  echo "$format runs (wall s, peak RSS KiB, CPU s): duckdb [$(paste -sd';' "$WORK/runs.duckdb")]" \
+    "weir [$(paste -sd';' "$WORK/runs.weir")]" >&2
   for row in "weir $weir_s $weir_rss $weir_cpu" "duckdb $duck_s $duck_rss $duck_cpu" "pyarrow $pa_s $pa_rss $pa_cpu"; do
     read -r tool secs rss cpu <<<"$row"
     printf '| %s | %s | %.2f | %.0f | %.2f | %.2f | %d | %d |\n' "$format" "$tool" "$secs" \

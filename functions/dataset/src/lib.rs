@@ -14,6 +14,7 @@ pub mod error;
 pub mod layout;
 pub mod registry;
 pub mod schema;
+mod sha3_asm;
 mod slice_writer;
 pub mod slices;
 pub mod store;

@@ -22,10 +22,10 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
-use sha3::Digest;
 use weir_odf::{HashAlgorithm, Multihash, OffsetInterval, OperationType};
 
 use crate::error::SliceError;
+use crate::sha3_asm::Sha3_256;
 use crate::slices::{
     EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, PreparedSlice, SYSTEM_TIME_COLUMN,
     slice_schema, timestamp_type,
@@ -160,8 +160,7 @@ impl SliceWriter {
         };
         let logical_hash = open.hasher.finish()?;
         let buffer = open.writer.into_inner()?;
-        let physical_hash =
-            Multihash::new(HashAlgorithm::Sha3_256, buffer.hasher.finalize().into());
+        let physical_hash = Multihash::new(HashAlgorithm::Sha3_256, buffer.hasher.finish());
         Ok(Some(PreparedSlice {
             bytes: Bytes::from(buffer.bytes),
             physical_hash,
@@ -248,12 +247,12 @@ fn dictionary_pays_off(column: &ArrayRef) -> bool {
 #[derive(Default)]
 struct HashingBuffer {
     bytes: Vec<u8>,
-    hasher: sha3::Sha3_256,
+    hasher: Sha3_256,
 }
 
 impl Write for HashingBuffer {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.hasher.update(data);
+        digest::Update::update(&mut self.hasher, data);
         self.bytes.extend_from_slice(data);
         Ok(data.len())
     }
@@ -276,7 +275,7 @@ impl LogicalHasher {
         let thread = std::thread::Builder::new()
             .name("weir-logical-hash".to_string())
             .spawn(move || {
-                let mut digest = RecordDigestV0::<sha3_arrow_digest::Sha3_256>::new(&schema);
+                let mut digest = RecordDigestV0::<Sha3_256>::new(&schema);
                 for batch in receiver {
                     digest.update(&batch);
                 }

@@ -16,6 +16,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use weir_odf::{HashAlgorithm, Multihash, OffsetInterval};
 
 use crate::error::SliceError;
+use crate::sha3_asm::Sha3_256;
 pub use crate::slice_writer::{ROW_GROUP_ROWS, SliceWriter};
 
 pub const OFFSET_COLUMN: &str = "offset";
@@ -52,7 +53,7 @@ pub fn slice_schema(data_fields: &[Arc<Field>]) -> SchemaRef {
 
 /// Logical hash of records, independent of how they are encoded in files.
 pub fn logical_hash(schema: &Schema, batches: &[RecordBatch]) -> Multihash {
-    let mut hasher = RecordDigestV0::<sha3_arrow_digest::Sha3_256>::new(schema);
+    let mut hasher = RecordDigestV0::<Sha3_256>::new(schema);
     for batch in batches {
         hasher.update(batch);
     }

@@ -7,6 +7,7 @@
 use arrow::array::RecordBatch;
 use arrow::csv::reader::Format;
 use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
 
 use super::BATCH_SIZE;
 use crate::error::IngestError;
@@ -92,7 +93,11 @@ impl BlockDecoder {
     }
 
     /// Decodes every record of `block`; the first block of a CSV body holds its header.
-    pub fn decode(&self, block: &[u8], first_block: bool) -> Result<Vec<RecordBatch>, BlockError> {
+    pub fn decode(
+        &self,
+        block: &[Bytes],
+        first_block: bool,
+    ) -> Result<Vec<RecordBatch>, BlockError> {
         match self {
             Self::Csv {
                 schema,
@@ -108,7 +113,7 @@ fn decode_csv(
     schema: &SchemaRef,
     format: &Format,
     header: bool,
-    block: &[u8],
+    block: &[Bytes],
     first_block: bool,
 ) -> Result<Vec<RecordBatch>, BlockError> {
     let format = if first_block {
@@ -126,41 +131,46 @@ fn decode_csv(
         .with_batch_size(BATCH_SIZE)
         .build_decoder();
     let mut batches = Vec::new();
-    let mut rest = block;
-    loop {
-        let consumed = decoder.decode(rest).map_err(failed)?;
-        rest = &rest[consumed..];
-        let done = rest.is_empty();
-        if done {
-            // A last record without a newline is completed by an empty decode.
-            decoder.decode(&[]).map_err(failed)?;
-        }
-        if (done || decoder.capacity() == 0 || consumed == 0)
-            && let Some(batch) = decoder.flush().map_err(failed)?
-        {
-            batches.push(batch);
-        }
-        if done {
-            return Ok(batches);
+    // Records may span pieces: the decoder keeps a partial record until the next piece.
+    for piece in block {
+        let mut rest: &[u8] = piece;
+        while !rest.is_empty() {
+            let consumed = decoder.decode(rest).map_err(failed)?;
+            rest = &rest[consumed..];
+            if (decoder.capacity() == 0 || consumed == 0)
+                && let Some(batch) = decoder.flush().map_err(failed)?
+            {
+                batches.push(batch);
+            }
         }
     }
+    // A last record without a newline is completed by an empty decode.
+    decoder.decode(&[]).map_err(failed)?;
+    if let Some(batch) = decoder.flush().map_err(failed)? {
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
-fn decode_json(schema: &SchemaRef, block: &[u8]) -> Result<Vec<RecordBatch>, BlockError> {
+fn decode_json(schema: &SchemaRef, block: &[Bytes]) -> Result<Vec<RecordBatch>, BlockError> {
     let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
         .with_batch_size(BATCH_SIZE)
         .build_decoder()
         .map_err(|error| BlockError::Other(IngestError::Internal(error.to_string())))?;
-    let failed = |error: arrow::error::ArrowError| locate_json_error(schema, block, error);
+    let failed = |error: arrow::error::ArrowError| {
+        locate_json_error(schema, &super::chunk::contiguous(block), error)
+    };
     let mut batches = Vec::new();
-    let mut rest = block;
-    while !rest.is_empty() {
-        let consumed = decoder.decode(rest).map_err(failed)?;
-        rest = &rest[consumed..];
-        if (consumed == 0 || !rest.is_empty())
-            && let Some(batch) = decoder.flush().map_err(failed)?
-        {
-            batches.push(batch);
+    for piece in block {
+        let mut rest: &[u8] = piece;
+        while !rest.is_empty() {
+            let consumed = decoder.decode(rest).map_err(failed)?;
+            rest = &rest[consumed..];
+            if (consumed == 0 || !rest.is_empty())
+                && let Some(batch) = decoder.flush().map_err(failed)?
+            {
+                batches.push(batch);
+            }
         }
     }
     // A last record without a newline is completed by one.
@@ -254,7 +264,52 @@ fn to_file_line_numbers(message: &str, records_before: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::to_file_line_numbers;
+    use std::sync::Arc;
+
+    use arrow::datatypes::{DataType, Field, Schema};
+    use bytes::Bytes;
+
+    use super::{BlockDecoder, to_file_line_numbers};
+
+    /// The block cut into pieces of `size` bytes, so records span pieces.
+    fn pieces(text: &str, size: usize) -> Vec<Bytes> {
+        text.as_bytes()
+            .chunks(size)
+            .map(Bytes::copy_from_slice)
+            .collect()
+    }
+
+    #[test]
+    fn records_spanning_pieces_decode_as_in_one_piece() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let csv: String = (0..20_000).map(|i| format!("{i},\"n\n{i}\"\n")).collect();
+        let json: String = (0..20_000)
+            .map(|i| format!("{{\"id\": {i}, \"name\": \"n{i}\"}}\n"))
+            .collect();
+        let decoders = [
+            (
+                BlockDecoder::Csv {
+                    schema: schema.clone(),
+                    format: arrow::csv::reader::Format::default(),
+                    header: false,
+                },
+                csv,
+            ),
+            (BlockDecoder::Json { schema }, json),
+        ];
+        for (decoder, text) in decoders {
+            let whole = decoder.decode(&pieces(&text, text.len()), false).unwrap();
+            let cut = decoder.decode(&pieces(&text, 7), false).unwrap();
+            let rows = |batches: &[arrow::array::RecordBatch]| {
+                arrow::compute::concat_batches(&batches[0].schema(), batches).unwrap()
+            };
+            assert_eq!(rows(&whole).num_rows(), 20_000);
+            assert_eq!(rows(&whole), rows(&cut));
+        }
+    }
 
     #[test]
     fn line_numbers_count_from_the_body_start() {

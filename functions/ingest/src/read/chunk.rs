@@ -6,6 +6,8 @@
 //! (`csv-core`): a quote opens a quoted field only at the start of a field, a doubled quote or
 //! the escape character stays inside it.
 
+use bytes::Bytes;
+
 /// Bytes per block handed to a decoder, unless a single record is longer.
 pub const BLOCK_BYTES: usize = 2 << 20;
 
@@ -15,69 +17,65 @@ pub enum RecordBoundaries {
     Csv(CsvScanner),
 }
 
-/// Accumulates body bytes and hands out blocks that end at a record boundary.
+/// A block of whole records: pieces of the body's chunks, in order, not copied.
+pub type Block = Vec<Bytes>;
+
+/// Collects body chunks and hands out blocks that end at a record boundary.
 pub struct Chunker {
     boundaries: RecordBoundaries,
-    buffer: Vec<u8>,
-    /// Bytes of `buffer` already scanned for boundaries.
-    scanned: usize,
-    /// End of the last complete record in `buffer`.
-    last_boundary: usize,
+    pieces: Vec<Bytes>,
+    /// Bytes in `pieces`.
+    pending: usize,
 }
 
 impl Chunker {
     pub fn new(boundaries: RecordBoundaries) -> Self {
         Self {
             boundaries,
-            buffer: Vec::with_capacity(BLOCK_BYTES + (64 << 10)),
-            scanned: 0,
-            last_boundary: 0,
+            pieces: Vec::new(),
+            pending: 0,
         }
     }
 
-    /// Adds bytes; returns the blocks of whole records (each of at least `BLOCK_BYTES`) that
-    /// are complete.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    /// Adds a chunk; returns the blocks of whole records (each of at least `BLOCK_BYTES`) that
+    /// are complete. A chunk larger than a block (a Lambda event's whole body) is cut as well.
+    pub fn push(&mut self, mut chunk: Bytes) -> Vec<Block> {
         let mut blocks = Vec::new();
-        while !bytes.is_empty() {
-            let (piece, rest) = bytes.split_at(bytes.len().min(BLOCK_BYTES));
-            blocks.extend(self.push_piece(piece));
-            bytes = rest;
+        while !chunk.is_empty() {
+            let mut piece = chunk.split_to(chunk.len().min(BLOCK_BYTES));
+            let boundary = match &mut self.boundaries {
+                RecordBoundaries::Lines => memchr::memrchr(b'\n', &piece),
+                RecordBoundaries::Csv(scanner) => scanner.last_boundary(&piece),
+            };
+            self.pending += piece.len();
+            match boundary {
+                Some(end) if self.pending >= BLOCK_BYTES => {
+                    self.pieces.push(piece.split_to(end + 1));
+                    blocks.push(std::mem::take(&mut self.pieces));
+                    self.pending = piece.len();
+                    if !piece.is_empty() {
+                        self.pieces.push(piece);
+                    }
+                }
+                _ => self.pieces.push(piece),
+            }
         }
         blocks
     }
 
-    fn push_piece(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
-        self.buffer.extend_from_slice(bytes);
-        self.scan();
-        if self.last_boundary < BLOCK_BYTES {
-            return None;
-        }
-        let rest = self.buffer[self.last_boundary..].to_vec();
-        let mut block = std::mem::replace(&mut self.buffer, rest);
-        block.truncate(self.last_boundary);
-        self.scanned -= self.last_boundary;
-        self.last_boundary = 0;
-        self.buffer.reserve(BLOCK_BYTES + (64 << 10));
-        Some(block)
-    }
-
     /// Everything not handed out yet (the last records, possibly without a final newline).
-    pub fn finish(self) -> Vec<u8> {
-        self.buffer
+    pub fn finish(self) -> Block {
+        self.pieces
     }
+}
 
-    fn scan(&mut self) {
-        let new = &self.buffer[self.scanned..];
-        let found = match &mut self.boundaries {
-            RecordBoundaries::Lines => memchr::memrchr(b'\n', new),
-            RecordBoundaries::Csv(scanner) => scanner.last_boundary(new),
-        };
-        if let Some(position) = found {
-            self.last_boundary = self.scanned + position + 1;
-        }
-        self.scanned = self.buffer.len();
+/// The bytes of a block in one buffer (for schema inference and locating errors).
+pub fn contiguous(block: &[Bytes]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(block.iter().map(Bytes::len).sum());
+    for piece in block {
+        bytes.extend_from_slice(piece);
     }
+    bytes
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,15 +214,22 @@ mod tests {
         let mut chunker = Chunker::new(RecordBoundaries::Csv(CsvScanner::new(b',', b'"', None)));
         let mut blocks = Vec::new();
         for _ in 0..(BLOCK_BYTES / line.len() * 3) {
-            blocks.extend(chunker.push(line.as_bytes()));
+            blocks.extend(chunker.push(Bytes::from_static(line.as_bytes())));
         }
         // A body that arrives in one piece is cut as well.
         let whole = line.repeat(BLOCK_BYTES / line.len() * 3);
-        blocks.extend(chunker.push(whole.as_bytes()));
+        blocks.extend(chunker.push(Bytes::from(whole.clone())));
         blocks.push(chunker.finish());
         assert!(blocks.len() >= 5, "{} blocks", blocks.len());
+        let mut total = 0;
         for block in &blocks {
-            assert_eq!(block.len() % line.len(), 0, "block cut inside a record");
+            let bytes = contiguous(block);
+            assert_eq!(bytes.len() % line.len(), 0, "block cut inside a record");
+            total += bytes.len();
         }
+        assert_eq!(
+            total,
+            line.len() * (BLOCK_BYTES / line.len() * 3) + whole.len()
+        );
     }
 }

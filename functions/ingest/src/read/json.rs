@@ -175,7 +175,7 @@ pub fn read_geojson(
         schema: schema.clone(),
     };
     let batches = decoder
-        .decode(&lines, true)
+        .decode(&[bytes::Bytes::from(lines)], true)
         .map_err(|error| error.into_ingest_error(0))?;
     Ok((schema, batches))
 }

@@ -20,7 +20,7 @@ use weir_odf::{DataSchema, ReadStep};
 
 use crate::error::IngestError;
 use block::BlockDecoder;
-use chunk::{Chunker, CsvScanner, RecordBoundaries};
+use chunk::{Block, Chunker, CsvScanner, RecordBoundaries, contiguous};
 use pipeline::DecodePipeline;
 
 pub use ddl::parse_ddl_schema;
@@ -150,8 +150,7 @@ where
     };
     let mut pipeline = DecodePipeline::start(sink)?;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        for block in stream.push(&chunk)? {
+        for block in stream.push(chunk?)? {
             let decoder = stream.decoder_for(&block)?;
             pipeline.send(&decoder, block).await?;
         }
@@ -196,7 +195,7 @@ impl StreamedBody {
     }
 
     /// Takes a chunk of the body; returns the blocks of whole records that are complete.
-    fn push(&mut self, chunk: &[u8]) -> Result<Vec<Vec<u8>>, IngestError> {
+    fn push(&mut self, chunk: Bytes) -> Result<Vec<Block>, IngestError> {
         self.received += chunk.len();
         if !self.saw_data && !chunk.iter().all(u8::is_ascii_whitespace) {
             self.saw_data = true;
@@ -204,15 +203,15 @@ impl StreamedBody {
         match &mut self.splitter {
             Some(splitter) => {
                 let mut lines = Vec::with_capacity(chunk.len() + 16);
-                splitter.split(chunk, &mut lines)?;
-                Ok(self.chunker.push(&lines))
+                splitter.split(&chunk, &mut lines)?;
+                Ok(self.chunker.push(Bytes::from(lines)))
             }
             None => Ok(self.chunker.push(chunk)),
         }
     }
 
     /// The records after the last full block; fails on an empty or unfinished body.
-    fn finish(&mut self) -> Result<Vec<u8>, IngestError> {
+    fn finish(&mut self) -> Result<Block, IngestError> {
         if self.received == 0 {
             return Err(IngestError::EmptyBody);
         }
@@ -226,15 +225,16 @@ impl StreamedBody {
     }
 
     /// The decoder for every block, set up from the first (inferring the schema if needed).
-    fn decoder_for(&mut self, first_block: &[u8]) -> Result<Arc<BlockDecoder>, IngestError> {
+    fn decoder_for(&mut self, first_block: &[Bytes]) -> Result<Arc<BlockDecoder>, IngestError> {
         if let Some(decoder) = &self.decoder {
             return Ok(decoder.clone());
         }
+        let first_block = contiguous(first_block);
         let decoder = match &self.csv {
             Some(options) => BlockDecoder::Csv {
                 schema: match &self.declared {
                     Some(schema) => schema.clone(),
-                    None => options.infer_schema(first_block)?,
+                    None => options.infer_schema(&first_block)?,
                 },
                 format: options.format.clone(),
                 header: options.header,
@@ -245,7 +245,7 @@ impl StreamedBody {
                     None if first_block.iter().all(u8::is_ascii_whitespace) => {
                         return Err(IngestError::EmptyBody);
                     }
-                    None => json::infer_schema(first_block)?,
+                    None => json::infer_schema(&first_block)?,
                 },
             },
         };

@@ -12,6 +12,7 @@ use arrow::array::RecordBatch;
 use tokio::sync::{mpsc, oneshot};
 
 use super::block::{BlockDecoder, BlockError};
+use super::chunk::Block;
 use crate::error::IngestError;
 
 /// Receives decoded batches in body order, on a thread of its own.
@@ -27,7 +28,7 @@ type BlockResult = Result<Vec<RecordBatch>, BlockError>;
 
 struct Job {
     decoder: Arc<BlockDecoder>,
-    block: Vec<u8>,
+    block: Block,
     first_block: bool,
     reply: oneshot::Sender<BlockResult>,
 }
@@ -77,7 +78,7 @@ impl<O: Send + 'static> DecodePipeline<O> {
     pub async fn send(
         &mut self,
         decoder: &Arc<BlockDecoder>,
-        block: Vec<u8>,
+        block: Block,
     ) -> Result<(), IngestError> {
         let (reply, result) = oneshot::channel();
         let job = Job {
