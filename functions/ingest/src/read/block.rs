@@ -10,6 +10,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 
 use super::BATCH_SIZE;
+use super::flat_json::FlatJsonDecoder;
 use crate::error::IngestError;
 
 /// How the records of one block are decoded; shared by every decoding thread.
@@ -21,7 +22,18 @@ pub enum BlockDecoder {
     },
     Json {
         schema: SchemaRef,
+        /// The fast path for flat records, when the schema's types allow it.
+        flat: Option<FlatJsonDecoder>,
     },
+}
+
+impl BlockDecoder {
+    pub fn json(schema: SchemaRef) -> Self {
+        Self::Json {
+            flat: FlatJsonDecoder::for_schema(&schema),
+            schema,
+        }
+    }
 }
 
 /// A decoding error, relative to the block it happened in.
@@ -88,7 +100,7 @@ fn json_malformed(message: String) -> IngestError {
 impl BlockDecoder {
     pub fn schema(&self) -> &SchemaRef {
         match self {
-            Self::Csv { schema, .. } | Self::Json { schema } => schema,
+            Self::Csv { schema, .. } | Self::Json { schema, .. } => schema,
         }
     }
 
@@ -104,7 +116,12 @@ impl BlockDecoder {
                 format,
                 header,
             } => decode_csv(schema, format, *header, block, first_block),
-            Self::Json { schema } => decode_json(schema, block),
+            Self::Json { schema, flat } => {
+                if let Some(batches) = flat.as_ref().and_then(|flat| flat.decode(block)) {
+                    return Ok(batches);
+                }
+                decode_json(schema, block)
+            }
         }
     }
 }
@@ -298,7 +315,7 @@ mod tests {
                 },
                 csv,
             ),
-            (BlockDecoder::Json { schema }, json),
+            (BlockDecoder::json(schema), json),
         ];
         for (decoder, text) in decoders {
             let whole = decoder.decode(&pieces(&text, text.len()), false).unwrap();

@@ -171,9 +171,7 @@ pub fn read_geojson(
         Some(schema) => schema,
         None => infer_schema(&lines)?,
     };
-    let decoder = BlockDecoder::Json {
-        schema: schema.clone(),
-    };
+    let decoder = BlockDecoder::json(schema.clone());
     let batches = decoder
         .decode(&[bytes::Bytes::from(lines)], true)
         .map_err(|error| error.into_ingest_error(0))?;

@@ -7,6 +7,7 @@ mod block;
 mod chunk;
 mod csv;
 mod ddl;
+mod flat_json;
 mod json;
 mod pipeline;
 
@@ -239,15 +240,13 @@ impl StreamedBody {
                 format: options.format.clone(),
                 header: options.header,
             },
-            None => BlockDecoder::Json {
-                schema: match &self.declared {
-                    Some(schema) => schema.clone(),
-                    None if first_block.iter().all(u8::is_ascii_whitespace) => {
-                        return Err(IngestError::EmptyBody);
-                    }
-                    None => json::infer_schema(&first_block)?,
-                },
-            },
+            None => BlockDecoder::json(match &self.declared {
+                Some(schema) => schema.clone(),
+                None if first_block.iter().all(u8::is_ascii_whitespace) => {
+                    return Err(IngestError::EmptyBody);
+                }
+                None => json::infer_schema(&first_block)?,
+            }),
         };
         let decoder = Arc::new(decoder);
         self.decoder = Some(decoder.clone());
