@@ -52,19 +52,13 @@ pub fn with_event_time(
                 .with_timezone("UTC"),
         ),
     };
-    let mut fields = vec![Arc::new(Field::new(
-        EVENT_TIME_COLUMN,
-        timestamp_type(),
-        false,
-    ))];
     let mut columns = vec![event_time];
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if field.name() != EVENT_TIME_COLUMN {
-            fields.push(field.clone());
             columns.push(column.clone());
         }
     }
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+    RecordBatch::try_new(schema_with_event_time(&schema), columns)
         .map_err(|error| IngestError::BadValue(error.to_string()))
 }
 

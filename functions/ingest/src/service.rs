@@ -19,8 +19,8 @@ use weir_dataset::slices::{
 };
 use weir_dataset::{ChainSnapshot, CommitError, Dataset, DatasetStore};
 use weir_odf::{
-    AccountName, AddData, DataSlice, DatasetName, ExtraAttributes, MergeStrategy, MetadataEvent,
-    Multihash, OffsetInterval, SetDataSchema,
+    AccountName, AddData, DataSchema, DataSlice, DatasetName, ExtraAttributes, MergeStrategy,
+    MetadataEvent, Multihash, OffsetInterval, SetDataSchema,
 };
 
 use weir_function_runtime::{
@@ -161,6 +161,7 @@ impl IngestContext {
         };
 
         for attempt in 1..=self.config.max_commit_attempts {
+            let target = push_target(&chain)?;
             let (slice, placement) = match written.take() {
                 Some((slice, at)) if fits(&at, &chain) => (slice, at),
                 stale => {
@@ -183,9 +184,9 @@ impl IngestContext {
                         .merge_into_slice(
                             &dataset,
                             &chain,
+                            target.schema.as_ref(),
                             &source.merge,
-                            schema,
-                            batches,
+                            (schema, batches),
                             placement,
                         )
                         .await?
@@ -195,7 +196,6 @@ impl IngestContext {
                     (slice, placement)
                 }
             };
-            let target = push_target(&chain)?;
             let mut events = Vec::with_capacity(2);
             match &target.schema {
                 None => {
@@ -301,17 +301,16 @@ impl IngestContext {
         &self,
         dataset: &Dataset,
         chain: &ChainSnapshot,
+        dataset_schema: Option<&DataSchema>,
         strategy: &MergeStrategy,
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
+        (schema, batches): (SchemaRef, Vec<RecordBatch>),
         placement: SlicePlacement,
     ) -> Result<Option<PreparedSlice>, IngestError> {
-        let target = push_target(chain)?;
         let keep_op = matches!(
             strategy,
             MergeStrategy::ChangelogStream(_) | MergeStrategy::UpsertStream(_)
         );
-        let (schema, batches) = match &target.schema {
+        let (schema, batches) = match dataset_schema {
             Some(existing) => {
                 let columns = DatasetColumns::new(existing, &schema, keep_op)?;
                 let batches = batches
@@ -368,7 +367,7 @@ enum MergeInputRecords {
 /// backwards, even when another writer's clock ran ahead.
 fn placement_after(chain: &ChainSnapshot) -> SlicePlacement {
     SlicePlacement {
-        start_offset: chain.state.last_offset().map_or(0, |offset| offset + 1),
+        start_offset: next_offset(chain),
         system_time: chain
             .state
             .head_system_time()
@@ -376,10 +375,13 @@ fn placement_after(chain: &ChainSnapshot) -> SlicePlacement {
     }
 }
 
+fn next_offset(chain: &ChainSnapshot) -> u64 {
+    chain.state.last_offset().map_or(0, |offset| offset + 1)
+}
+
 /// Whether a slice written for `placement` can follow the chain's head as it is now.
 fn fits(placement: &SlicePlacement, chain: &ChainSnapshot) -> bool {
-    let next_offset = chain.state.last_offset().map_or(0, |offset| offset + 1);
-    placement.start_offset == next_offset
+    placement.start_offset == next_offset(chain)
         && chain
             .state
             .head_system_time()

@@ -142,67 +142,52 @@ async fn errors_in_later_blocks_name_the_record_and_line_of_the_body() {
     let ndjson = harness
         .create(&root_manifest("ndjson", NDJSON_ID_READ, APPEND))
         .await;
-    // Data row 50,000 (0-based) is record 50,001 of the NDJSON body.
-    let message = rejected_message(
-        &harness,
-        "/alice/ndjson/ingest",
-        "application/x-ndjson",
-        ndjson_body(Some((
-            50_000,
-            "{\"event_time\": \"2024-01-01T00:00:00Z\", \"id\": }",
-        ))),
-    )
-    .await;
-    assert!(message.contains("record 50001"), "{message}");
-    let message = rejected_message(
-        &harness,
-        "/alice/ndjson/ingest",
-        "application/x-ndjson",
-        ndjson_body(Some((
-            50_000,
-            "{\"event_time\": \"2024-01-01T00:00:00Z\", \"id\": \"many\"}",
-        ))),
-    )
-    .await;
-    assert!(message.contains("record 50001"), "{message}");
-    assert!(message.contains("id"), "{message}");
-
-    // Line numbers count the body's records from 1, the header included, so data row 50,000
-    // is line 50,002 (a quoted field that spans lines counts once).
-    let message = rejected_message(
-        &harness,
-        "/alice/csv/ingest",
-        "text/csv",
-        csv_body(Some((50_000, "2024-01-01T00:00:00Z,many,x"))),
-    )
-    .await;
-    assert!(message.contains("line 50002"), "{message}");
-    assert!(message.contains("`id`"), "{message}");
-    let message = rejected_message(
-        &harness,
-        "/alice/csv/ingest",
-        "text/csv",
-        csv_body(Some((50_000, "2024-01-01T00:00:00Z,7"))),
-    )
-    .await;
-    assert!(message.contains("line 50002"), "{message}");
-    // The same errors in the first block are numbered the same way.
-    let message = rejected_message(
-        &harness,
-        "/alice/csv/ingest",
-        "text/csv",
-        csv_body(Some((1, "2024-01-01T00:00:00Z,many,x"))),
-    )
-    .await;
-    assert!(message.contains("line 3"), "{message}");
-    let message = rejected_message(
-        &harness,
-        "/alice/csv/ingest",
-        "text/csv",
-        csv_body(Some((1, "2024-01-01T00:00:00Z,7"))),
-    )
-    .await;
-    assert!(message.contains("line 3"), "{message}");
+    const NDJSON: (&str, &str) = ("/alice/ndjson/ingest", "application/x-ndjson");
+    const CSV: (&str, &str) = ("/alice/csv/ingest", "text/csv");
+    let bad_json = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"id\": }";
+    let bad_id = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"id\": \"many\"}";
+    // (target, body, what the message names). Data row 50,000 (0-based) is record 50,001 of
+    // the NDJSON body. CSV line numbers count the body's records from 1, the header included,
+    // so data row 50,000 is line 50,002 (a quoted field that spans lines counts once), and the
+    // same errors in the first block are numbered the same way.
+    let cases = [
+        (
+            NDJSON,
+            ndjson_body(Some((50_000, bad_json))),
+            vec!["record 50001"],
+        ),
+        (
+            NDJSON,
+            ndjson_body(Some((50_000, bad_id))),
+            vec!["record 50001", "id"],
+        ),
+        (
+            CSV,
+            csv_body(Some((50_000, "2024-01-01T00:00:00Z,many,x"))),
+            vec!["line 50002", "`id`"],
+        ),
+        (
+            CSV,
+            csv_body(Some((50_000, "2024-01-01T00:00:00Z,7"))),
+            vec!["line 50002"],
+        ),
+        (
+            CSV,
+            csv_body(Some((1, "2024-01-01T00:00:00Z,many,x"))),
+            vec!["line 3"],
+        ),
+        (
+            CSV,
+            csv_body(Some((1, "2024-01-01T00:00:00Z,7"))),
+            vec!["line 3"],
+        ),
+    ];
+    for ((path, content_type), body, needles) in cases {
+        let message = rejected_message(&harness, path, content_type, body).await;
+        for needle in needles {
+            assert!(message.contains(needle), "`{message}` should name {needle}");
+        }
+    }
 
     for dataset in [&csv, &ndjson] {
         let chain = dataset.load_chain(None).await.unwrap();

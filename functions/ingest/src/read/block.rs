@@ -7,6 +7,7 @@
 use arrow::array::RecordBatch;
 use arrow::csv::reader::Format;
 use arrow::datatypes::SchemaRef;
+use arrow::error::ArrowError;
 use bytes::Bytes;
 
 use super::BATCH_SIZE;
@@ -138,7 +139,7 @@ fn decode_csv(
     } else {
         format.clone().with_header(false)
     };
-    let failed = |error: arrow::error::ArrowError| BlockError::CsvLines {
+    let failed = |error: ArrowError| BlockError::CsvLines {
         message: name_columns(error.to_string(), schema),
         first_block,
         header_lines: u64::from(header),
@@ -147,26 +148,8 @@ fn decode_csv(
         .with_format(format)
         .with_batch_size(BATCH_SIZE)
         .build_decoder();
-    let mut batches = Vec::new();
-    // Records may span pieces: the decoder keeps a partial record until the next piece.
-    for piece in block {
-        let mut rest: &[u8] = piece;
-        while !rest.is_empty() {
-            let consumed = decoder.decode(rest).map_err(failed)?;
-            rest = &rest[consumed..];
-            if (decoder.capacity() == 0 || consumed == 0)
-                && let Some(batch) = decoder.flush().map_err(failed)?
-            {
-                batches.push(batch);
-            }
-        }
-    }
     // A last record without a newline is completed by an empty decode.
-    decoder.decode(&[]).map_err(failed)?;
-    if let Some(batch) = decoder.flush().map_err(failed)? {
-        batches.push(batch);
-    }
-    Ok(batches)
+    decode_pieces(&mut decoder, block, &[]).map_err(failed)
 }
 
 fn decode_json(schema: &SchemaRef, block: &[Bytes]) -> Result<Vec<RecordBatch>, BlockError> {
@@ -174,36 +157,65 @@ fn decode_json(schema: &SchemaRef, block: &[Bytes]) -> Result<Vec<RecordBatch>, 
         .with_batch_size(BATCH_SIZE)
         .build_decoder()
         .map_err(|error| BlockError::Other(IngestError::Internal(error.to_string())))?;
-    let failed = |error: arrow::error::ArrowError| {
-        locate_json_error(schema, &super::chunk::contiguous(block), error)
-    };
+    let failed = |error: ArrowError| locate_json_error(schema, &block.concat(), error);
+    // A last record without a newline is completed by one.
+    decode_pieces(&mut decoder, block, b"\n").map_err(failed)
+}
+
+/// The two arrow push decoders: both stop when a batch is full and keep a partial record for
+/// the next call.
+trait PushDecoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, ArrowError>;
+    fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError>;
+}
+
+impl PushDecoder for arrow::csv::reader::Decoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, ArrowError> {
+        self.decode(bytes)
+    }
+
+    fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        self.flush()
+    }
+}
+
+impl PushDecoder for arrow::json::reader::Decoder {
+    fn decode(&mut self, bytes: &[u8]) -> Result<usize, ArrowError> {
+        self.decode(bytes)
+    }
+
+    fn flush(&mut self) -> Result<Option<RecordBatch>, ArrowError> {
+        self.flush()
+    }
+}
+
+/// Feeds every piece of a block (records may span pieces), then `end`, flushing full batches.
+fn decode_pieces(
+    decoder: &mut impl PushDecoder,
+    block: &[Bytes],
+    end: &[u8],
+) -> Result<Vec<RecordBatch>, ArrowError> {
     let mut batches = Vec::new();
     for piece in block {
         let mut rest: &[u8] = piece;
         while !rest.is_empty() {
-            let consumed = decoder.decode(rest).map_err(failed)?;
+            let consumed = decoder.decode(rest)?;
             rest = &rest[consumed..];
+            // The decoder stopped short: its batch is full.
             if (consumed == 0 || !rest.is_empty())
-                && let Some(batch) = decoder.flush().map_err(failed)?
+                && let Some(batch) = decoder.flush()?
             {
                 batches.push(batch);
             }
         }
     }
-    // A last record without a newline is completed by one.
-    decoder.decode(b"\n").map_err(failed)?;
-    if let Some(batch) = decoder.flush().map_err(failed)? {
-        batches.push(batch);
-    }
+    decoder.decode(end)?;
+    batches.extend(decoder.flush()?);
     Ok(batches)
 }
 
 /// Finds the first record of the block that fails on its own, to name it.
-fn locate_json_error(
-    schema: &SchemaRef,
-    block: &[u8],
-    error: arrow::error::ArrowError,
-) -> BlockError {
+fn locate_json_error(schema: &SchemaRef, block: &[u8], error: ArrowError) -> BlockError {
     let records = block
         .split(|b| *b == b'\n')
         .filter(|line| !line.iter().all(u8::is_ascii_whitespace));

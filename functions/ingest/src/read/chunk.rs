@@ -64,18 +64,10 @@ impl Chunker {
     }
 
     /// Everything not handed out yet (the last records, possibly without a final newline).
-    pub fn finish(self) -> Block {
-        self.pieces
+    pub fn finish(&mut self) -> Block {
+        self.pending = 0;
+        std::mem::take(&mut self.pieces)
     }
-}
-
-/// The bytes of a block in one buffer (for schema inference and locating errors).
-pub fn contiguous(block: &[Bytes]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(block.iter().map(Bytes::len).sum());
-    for piece in block {
-        bytes.extend_from_slice(piece);
-    }
-    bytes
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +215,7 @@ mod tests {
         assert!(blocks.len() >= 5, "{} blocks", blocks.len());
         let mut total = 0;
         for block in &blocks {
-            let bytes = contiguous(block);
+            let bytes = block.concat();
             assert_eq!(bytes.len() % line.len(), 0, "block cut inside a record");
             total += bytes.len();
         }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use bytes::Bytes;
@@ -263,7 +263,6 @@ impl BlockState {
                 Column::TimestampMillis(builder) => Arc::new(builder.finish()),
             })
             .collect();
-        debug_assert!(self.columns.iter().all(|c| column_len(c) == 0));
         self.batches
             .push(RecordBatch::try_new(decoder.schema.clone(), arrays).ok()?);
         self.rows = 0;
@@ -273,16 +272,6 @@ impl BlockState {
     fn finish(mut self, decoder: &FlatJsonDecoder) -> Option<Vec<RecordBatch>> {
         self.flush(decoder)?;
         Some(self.batches)
-    }
-}
-
-fn column_len(column: &Column) -> usize {
-    match column {
-        Column::Int64(builder) => builder.len(),
-        Column::Float64(builder) => builder.len(),
-        Column::Utf8(builder) => builder.len(),
-        Column::Boolean(builder) => builder.len(),
-        Column::TimestampMillis(builder) => builder.len(),
     }
 }
 

@@ -21,7 +21,7 @@ use weir_odf::{DataSchema, ReadStep};
 
 use crate::error::IngestError;
 use block::BlockDecoder;
-use chunk::{Block, Chunker, CsvScanner, RecordBoundaries, contiguous};
+use chunk::{Block, Chunker, CsvScanner, RecordBoundaries};
 use pipeline::DecodePipeline;
 
 pub use ddl::parse_ddl_schema;
@@ -221,8 +221,7 @@ impl StreamedBody {
         } else if !self.saw_data && self.csv.is_none() {
             return Err(IngestError::EmptyBody);
         }
-        let chunker = std::mem::replace(&mut self.chunker, Chunker::new(RecordBoundaries::Lines));
-        Ok(chunker.finish())
+        Ok(self.chunker.finish())
     }
 
     /// The decoder for every block, set up from the first (inferring the schema if needed).
@@ -230,7 +229,7 @@ impl StreamedBody {
         if let Some(decoder) = &self.decoder {
             return Ok(decoder.clone());
         }
-        let first_block = contiguous(first_block);
+        let first_block = first_block.concat();
         let decoder = match &self.csv {
             Some(options) => BlockDecoder::Csv {
                 schema: match &self.declared {

@@ -39,9 +39,11 @@ enum Ordered {
     End,
 }
 
-/// Decoding threads used per request: one per core, at most 4.
+/// Decoding threads used per request: one per core, at most 4. Asked once per process (the
+/// standard library reads cgroup files to answer).
 fn decoding_threads() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get().min(4)))
 }
 
 /// The running pipeline of one request.
