@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use object_store::ObjectStoreExt;
 use weir_odf::validation::ChainValidator;
 use weir_odf::{DatasetId, MetadataBlock, MetadataEvent, Multihash};
 
 use crate::error::{CommitError, StorageError};
 use crate::layout::DatasetLayout;
-use crate::slices::PreparedSlice;
+use crate::slices::{PreparedSlice, SliceData, SliceUploadTarget};
 use crate::store::{HeadRef, StoreInner};
 
 /// The chain of a dataset loaded up to a head: blocks newest first, and the validated summary.
@@ -133,11 +134,51 @@ impl Dataset {
         Ok(hash)
     }
 
-    /// Stores a slice under the physical hash its writer computed over the same bytes.
-    pub async fn put_slice(&self, slice: &PreparedSlice) -> Result<(), StorageError> {
-        self.store
-            .put_content_addressed(&self.layout.data(&slice.physical_hash), slice.bytes.clone())
-            .await
+    /// Stores a slice under the physical hash its writer computed over the same bytes: writes
+    /// it from memory, or moves its staging object. Storing it again does nothing.
+    pub async fn put_slice(&self, slice: &mut PreparedSlice) -> Result<(), StorageError> {
+        let key = self.layout.data(&slice.physical_hash);
+        match &slice.data {
+            SliceData::Memory(bytes) => {
+                self.store
+                    .put_content_addressed(&key, bytes.clone())
+                    .await?;
+            }
+            SliceData::Staged(staging) => self.store.object_store.rename(staging, &key).await?,
+            SliceData::Stored => return Ok(()),
+        }
+        slice.data = SliceData::Stored;
+        Ok(())
+    }
+
+    /// The Parquet file of a slice, wherever it is.
+    pub async fn slice_bytes(&self, slice: &PreparedSlice) -> Result<Bytes, StorageError> {
+        match &slice.data {
+            SliceData::Memory(bytes) => Ok(bytes.clone()),
+            SliceData::Staged(staging) => self.store.get_bytes(staging).await,
+            SliceData::Stored => self.get_data(&slice.physical_hash).await,
+        }
+    }
+
+    /// Removes the staging object of slice data that will not be stored (gone already is fine).
+    pub async fn discard_staged(&self, data: &SliceData) -> Result<(), StorageError> {
+        let SliceData::Staged(staging) = data else {
+            return Ok(());
+        };
+        match self.store.object_store.delete(staging).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// A fresh staging object for a slice writer (`SliceWriter::with_upload`) that runs off
+    /// the current Tokio runtime; must be called on it.
+    pub fn slice_upload_target(&self) -> SliceUploadTarget {
+        SliceUploadTarget {
+            runtime: tokio::runtime::Handle::current(),
+            store: self.store.object_store.clone(),
+            key: self.layout.staging(&uuid::Uuid::new_v4().to_string()),
+        }
     }
 
     pub async fn put_checkpoint(&self, bytes: Bytes) -> Result<Multihash, StorageError> {

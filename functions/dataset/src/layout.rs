@@ -48,6 +48,12 @@ impl DatasetLayout {
             .join(hash.to_multibase())
     }
 
+    /// A Weir-only object a large slice is uploaded to before it is moved under its hash; ODF
+    /// readers never look under `staging/`.
+    pub fn staging(&self, name: &str) -> Path {
+        self.prefix.clone().join("staging").clone().join(name)
+    }
+
     pub fn info(&self, name: &str) -> Path {
         self.prefix.clone().join("info").clone().join(name)
     }

@@ -15,6 +15,7 @@ pub mod layout;
 pub mod registry;
 pub mod schema;
 mod sha3_asm;
+mod slice_output;
 mod slice_writer;
 pub mod slices;
 pub mod store;

@@ -1,10 +1,11 @@
 //! Writing a data slice batch by batch: system columns are added as batches arrive, the logical
 //! hash runs on its own thread, Parquet row groups are encoded as they fill, and the physical
-//! hash is computed over the bytes as they are written. Memory holds the encoded file and at
-//! most one row group in encoding, never the whole slice as Arrow arrays.
+//! hash is computed over the bytes as they are written. Memory holds at most one row group in
+//! encoding, never the whole slice as Arrow arrays; the encoded file is kept in memory, or,
+//! with an upload target, sent to storage part by part while the rest is encoded
+//! (`slice_output`).
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
@@ -16,7 +17,6 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use arrow_digest::{RecordDigest, RecordDigestV0};
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding};
@@ -26,6 +26,7 @@ use weir_odf::{HashAlgorithm, Multihash, OffsetInterval, OperationType};
 
 use crate::error::SliceError;
 use crate::sha3_asm::Sha3_256;
+use crate::slice_output::{HashingOutput, SliceUploadTarget};
 use crate::slices::{
     EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, PreparedSlice, SYSTEM_TIME_COLUMN,
     slice_schema, timestamp_type,
@@ -50,6 +51,7 @@ pub struct SliceWriter {
     system_time: DateTime<Utc>,
     default_event_time: Option<DateTime<Utc>>,
     max_event_time: Option<i64>,
+    upload_target: Option<SliceUploadTarget>,
     open: Option<OpenSlice>,
 }
 
@@ -57,7 +59,7 @@ struct OpenSlice {
     input_fields: arrow::datatypes::Fields,
     data_fields: Vec<Arc<Field>>,
     schema: SchemaRef,
-    writer: ArrowWriter<HashingBuffer>,
+    writer: ArrowWriter<HashingOutput>,
     hasher: LogicalHasher,
 }
 
@@ -73,8 +75,17 @@ impl SliceWriter {
             system_time,
             default_event_time,
             max_event_time: None,
+            upload_target: None,
             open: None,
         }
+    }
+
+    /// Sends a file larger than one upload part to `target` while it is encoded, instead of
+    /// keeping it in memory. Writes then block while the upload falls behind, so they must not
+    /// run on the target's runtime.
+    pub fn with_upload(mut self, target: SliceUploadTarget) -> Self {
+        self.upload_target = Some(target);
+        self
     }
 
     /// Rows written so far.
@@ -88,7 +99,7 @@ impl SliceWriter {
         }
         let event_times = self.event_times(batch)?;
         if self.open.is_none() {
-            self.open = Some(OpenSlice::new(batch)?);
+            self.open = Some(OpenSlice::new(batch, self.upload_target.take())?);
         }
         let open = self.open.as_mut().expect("opened above");
         if batch.schema().fields() != &open.input_fields {
@@ -128,7 +139,9 @@ impl SliceWriter {
         }
         let output = RecordBatch::try_new(open.schema.clone(), columns)?;
         open.hasher.update(output.clone())?;
-        open.writer.write(&output)?;
+        if let Err(error) = open.writer.write(&output) {
+            return Err(open.upload_error().unwrap_or(error.into()));
+        }
         self.next_offset += rows as u64;
         Ok(())
     }
@@ -155,15 +168,20 @@ impl SliceWriter {
 
     /// Closes the file; `None` when no rows were written.
     pub fn finish(self) -> Result<Option<PreparedSlice>, SliceError> {
-        let Some(open) = self.open else {
+        let Some(mut open) = self.open else {
             return Ok(None);
         };
+        if let Err(error) = open.writer.finish() {
+            return Err(open.upload_error().unwrap_or(error.into()));
+        }
         let logical_hash = open.hasher.finish()?;
-        let buffer = open.writer.into_inner()?;
-        let physical_hash = Multihash::new(HashAlgorithm::Sha3_256, buffer.hasher.finish());
+        // The footer is written and flushed: the output holds the whole file.
+        let output = std::mem::replace(open.writer.inner_mut(), HashingOutput::new(None));
+        let (physical_hash, size, data) = output.finish()?;
         Ok(Some(PreparedSlice {
-            bytes: Bytes::from(buffer.bytes),
-            physical_hash,
+            data,
+            size,
+            physical_hash: Multihash::new(HashAlgorithm::Sha3_256, physical_hash),
             logical_hash,
             offset_interval: OffsetInterval {
                 start: self.start_offset,
@@ -178,7 +196,10 @@ impl SliceWriter {
 }
 
 impl OpenSlice {
-    fn new(first: &RecordBatch) -> Result<Self, SliceError> {
+    fn new(
+        first: &RecordBatch,
+        upload_target: Option<SliceUploadTarget>,
+    ) -> Result<Self, SliceError> {
         let input_fields = first.schema().fields().clone();
         let data_fields: Vec<Arc<Field>> = input_fields
             .iter()
@@ -208,8 +229,11 @@ impl OpenSlice {
             }
         }
         let properties = properties.build();
-        let writer =
-            ArrowWriter::try_new(HashingBuffer::default(), schema.clone(), Some(properties))?;
+        let writer = ArrowWriter::try_new(
+            HashingOutput::new(upload_target),
+            schema.clone(),
+            Some(properties),
+        )?;
         let hasher = LogicalHasher::start(schema.clone());
         Ok(Self {
             input_fields,
@@ -218,6 +242,14 @@ impl OpenSlice {
             writer,
             hasher,
         })
+    }
+
+    /// The upload failure behind a failed write, if there was one.
+    fn upload_error(&mut self) -> Option<SliceError> {
+        self.writer
+            .inner_mut()
+            .take_upload_error()
+            .map(SliceError::from)
     }
 }
 
@@ -241,25 +273,6 @@ fn dictionary_pays_off(column: &ArrayRef) -> bool {
     };
     let distinct: HashSet<_> = rows.iter().collect();
     distinct.len() * 10 < values * 9
-}
-
-/// The encoded file, hashed (SHA3-256) as it is written.
-#[derive(Default)]
-struct HashingBuffer {
-    bytes: Vec<u8>,
-    hasher: Sha3_256,
-}
-
-impl Write for HashingBuffer {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        digest::Update::update(&mut self.hasher, data);
-        self.bytes.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The `arrow0-sha3-256` logical hash computed on a thread of its own, in batch order.
@@ -314,7 +327,7 @@ mod tests {
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     use super::*;
-    use crate::slices::prepare_slice;
+    use crate::slices::{SliceData, prepare_slice};
 
     fn batch(start: i64, rows: i64) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
@@ -358,13 +371,19 @@ mod tests {
                 end: 10 + rows as u64 - 1
             }
         );
-        assert_eq!(streamed.physical_hash, Multihash::sha3_256(&streamed.bytes));
-        assert_eq!(whole.physical_hash, Multihash::sha3_256(&whole.bytes));
+        let (SliceData::Memory(streamed_bytes), SliceData::Memory(whole_bytes)) =
+            (&streamed.data, &whole.data)
+        else {
+            panic!("slices without an upload target stay in memory");
+        };
+        assert_eq!(streamed.size, streamed_bytes.len() as u64);
+        assert_eq!(streamed.physical_hash, Multihash::sha3_256(streamed_bytes));
+        assert_eq!(whole.physical_hash, Multihash::sha3_256(whole_bytes));
         assert_eq!(
             streamed.logical_hash,
-            crate::slices::logical_hash_of_parquet(streamed.bytes.clone()).unwrap()
+            crate::slices::logical_hash_of_parquet(streamed_bytes.clone()).unwrap()
         );
-        let reader = SerializedFileReader::new(streamed.bytes.clone()).unwrap();
+        let reader = SerializedFileReader::new(streamed_bytes.clone()).unwrap();
         let groups: Vec<i64> = reader
             .metadata()
             .row_groups()

@@ -17,6 +17,7 @@ use weir_odf::{HashAlgorithm, Multihash, OffsetInterval};
 
 use crate::error::SliceError;
 use crate::sha3_asm::Sha3_256;
+pub use crate::slice_output::{SliceData, SliceUploadTarget, UPLOAD_PART_BYTES};
 pub use crate::slice_writer::{ROW_GROUP_ROWS, SliceWriter};
 
 pub const OFFSET_COLUMN: &str = "offset";
@@ -24,10 +25,12 @@ pub const OPERATION_TYPE_COLUMN: &str = "op";
 pub const SYSTEM_TIME_COLUMN: &str = "system_time";
 pub const EVENT_TIME_COLUMN: &str = "event_time";
 
-/// A slice ready to be stored: Parquet bytes and everything an `AddData` block records of it.
+/// A slice ready to be stored: its Parquet file and everything an `AddData` block records of it.
 #[derive(Debug, Clone)]
 pub struct PreparedSlice {
-    pub bytes: Bytes,
+    pub data: SliceData,
+    /// Bytes in the Parquet file.
+    pub size: u64,
     pub physical_hash: Multihash,
     pub logical_hash: Multihash,
     pub offset_interval: OffsetInterval,

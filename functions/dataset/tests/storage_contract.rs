@@ -11,7 +11,9 @@ use chrono::{TimeZone, Utc};
 use datafusion::prelude::SessionContext;
 use object_store::{ObjectStoreExt, PutPayload};
 use weir_dataset::schema::schema_from_arrow;
-use weir_dataset::slices::{prepare_slice, read_slice, slice_schema};
+use weir_dataset::slices::{
+    SliceData, SliceWriter, UPLOAD_PART_BYTES, prepare_slice, read_slice, slice_schema,
+};
 use weir_dataset::table::dataset_table;
 use weir_dataset::{CommitError, Dataset, DatasetStore, S3Settings, StorageError};
 use weir_odf::validation::ChainValidator;
@@ -119,7 +121,13 @@ async fn append_values(dataset: &Dataset, values: &[i64], label: &str) -> (Multi
         let slice = prepare_slice(&[user_batch(values, label, 10)], start, time(20), None)
             .unwrap()
             .unwrap();
-        dataset.put_data(slice.bytes.clone()).await.unwrap();
+        let SliceData::Memory(bytes) = &slice.data else {
+            panic!("a slice written without an upload target stays in memory");
+        };
+        assert_eq!(
+            dataset.put_data(bytes.clone()).await.unwrap(),
+            slice.physical_hash
+        );
         let event = MetadataEvent::AddData(AddData {
             prev_checkpoint: None,
             prev_offset: chain.state.last_offset(),
@@ -127,7 +135,7 @@ async fn append_values(dataset: &Dataset, values: &[i64], label: &str) -> (Multi
                 logical_hash: slice.logical_hash,
                 physical_hash: slice.physical_hash,
                 offset_interval: slice.offset_interval.clone(),
-                size: slice.bytes.len() as u64,
+                size: slice.size,
             }),
             new_checkpoint: None,
             new_watermark: slice.max_event_time,
@@ -366,6 +374,176 @@ async fn contract_tampered_blocks_are_detected(store: DatasetStore) {
     );
 }
 
+/// Rows of 64 hex characters that Parquet cannot shrink much: `rows` of them make a file of
+/// several upload parts.
+fn incompressible_batch(start: i64, rows: i64) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", ArrowType::Int64, false),
+        Field::new("payload", ArrowType::Utf8, false),
+    ]));
+    let payloads = (start..start + rows).map(|i| {
+        let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..4)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                format!("{state:016x}")
+            })
+            .collect::<String>()
+    });
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(start..start + rows)),
+            Arc::new(StringArray::from_iter_values(payloads)),
+        ],
+    )
+    .unwrap()
+}
+
+/// Writes batches of `incompressible_batch` with an upload target on a thread outside the
+/// runtime, as the ingest sink does; stops early (dropping the writer) after `stop_after` rows.
+async fn write_uploaded_slice(
+    dataset: &Dataset,
+    rows: i64,
+    stop_after: Option<i64>,
+) -> Option<weir_dataset::slices::PreparedSlice> {
+    let target = dataset.slice_upload_target();
+    tokio::task::spawn_blocking(move || {
+        let mut writer = SliceWriter::new(0, time(20), Some(time(10))).with_upload(target);
+        let mut start = 0;
+        while start < rows {
+            if stop_after.is_some_and(|stop| start >= stop) {
+                return None;
+            }
+            let size = (rows - start).min(50_000);
+            writer.write(&incompressible_batch(start, size)).unwrap();
+            start += size;
+        }
+        writer.finish().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn staging_objects(store: &DatasetStore, dataset: &Dataset) -> Vec<String> {
+    use futures::TryStreamExt;
+    let prefix = dataset.layout().prefix().clone().join("staging");
+    let objects: Vec<_> = store
+        .object_store()
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .unwrap();
+    let mut names: Vec<String> = objects
+        .into_iter()
+        .map(|o| o.location.to_string())
+        .collect();
+    // A local file system's listing hides the part files of unfinished uploads; look on disk.
+    if let Ok(root) = store.url().to_file_path() {
+        let dir = root.join(prefix.as_ref());
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries {
+                let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+                if name.contains('#') {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    // Nor does S3 list unfinished multipart uploads; ask for them.
+    if store.url().scheme() == "s3" {
+        let endpoint = std::env::var("WEIR_TEST_S3_ENDPOINT").unwrap();
+        let bucket = store.url().host_str().unwrap().to_string();
+        let output = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import boto3,sys; c=boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1'); [print(u['Key']) for u in c.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3]).get('Uploads', [])]",
+                &endpoint,
+                &bucket,
+                prefix.as_ref(),
+            ])
+            .output()
+            .expect("python3 with boto3 lists multipart uploads");
+        assert!(output.status.success(), "{output:?}");
+        names.extend(
+            String::from_utf8(output.stdout)
+                .unwrap()
+                .lines()
+                .map(|key| format!("unfinished upload {key}")),
+        );
+    }
+    names
+}
+
+async fn contract_large_slices_upload_while_written(store: DatasetStore) {
+    let (dataset, _) = create_root_dataset(&store).await;
+    let rows = 400_000;
+    let mut slice = write_uploaded_slice(&dataset, rows, None).await.unwrap();
+    assert!(
+        slice.size > 2 * UPLOAD_PART_BYTES as u64,
+        "the test file should take several parts: {} bytes",
+        slice.size
+    );
+    assert!(
+        matches!(slice.data, SliceData::Staged(_)),
+        "{:?}",
+        slice.data
+    );
+    assert_eq!(staging_objects(&store, &dataset).await.len(), 1);
+
+    // The staged bytes are the file the hashes describe.
+    let staged = dataset.slice_bytes(&slice).await.unwrap();
+    assert_eq!(staged.len() as u64, slice.size);
+    assert_eq!(Multihash::sha3_256(&staged), slice.physical_hash);
+    let batches = read_slice(staged).unwrap();
+    assert_eq!(
+        batches.iter().map(RecordBatch::num_rows).sum::<usize>(),
+        rows as usize
+    );
+
+    // Storing moves it under its hash; storing again changes nothing.
+    dataset.put_slice(&mut slice).await.unwrap();
+    dataset.put_slice(&mut slice).await.unwrap();
+    assert!(matches!(slice.data, SliceData::Stored));
+    let stored = dataset.get_data(&slice.physical_hash).await.unwrap();
+    assert_eq!(Multihash::sha3_256(&stored), slice.physical_hash);
+    assert_eq!(dataset.slice_bytes(&slice).await.unwrap(), stored);
+    assert!(staging_objects(&store, &dataset).await.is_empty());
+
+    // Small slices never start an upload.
+    let small = write_uploaded_slice(&dataset, 1_000, None).await.unwrap();
+    assert!(matches!(small.data, SliceData::Memory(_)));
+}
+
+async fn contract_abandoned_uploads_leave_nothing(store: DatasetStore) {
+    let (dataset, _) = create_root_dataset(&store).await;
+    // Dropped after several parts went out.
+    assert!(
+        write_uploaded_slice(&dataset, 400_000, Some(300_000))
+            .await
+            .is_none()
+    );
+    // Finished, then discarded (as a slice re-encoded after a lost commit race is).
+    let slice = write_uploaded_slice(&dataset, 300_000, None).await.unwrap();
+    assert!(matches!(slice.data, SliceData::Staged(_)));
+    dataset.discard_staged(&slice.data).await.unwrap();
+    // Discarding what is gone already is fine.
+    dataset.discard_staged(&slice.data).await.unwrap();
+    // The abort of the dropped upload runs in the background.
+    for _ in 0..100 {
+        if staging_objects(&store, &dataset).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        staging_objects(&store, &dataset).await,
+        Vec::<String>::new()
+    );
+}
+
 macro_rules! contract_suite {
     ($backend:ident, $make_store:expr) => {
         mod $backend {
@@ -389,6 +567,8 @@ macro_rules! contract_suite {
             case!(contract_concurrent_writers_lose_nothing);
             case!(contract_slices_round_trip_and_query_as_of);
             case!(contract_tampered_blocks_are_detected);
+            case!(contract_large_slices_upload_while_written);
+            case!(contract_abandoned_uploads_leave_nothing);
         }
     };
 }

@@ -15,7 +15,7 @@ use datafusion::prelude::SessionContext;
 use futures::Stream;
 use serde::Serialize;
 use weir_dataset::slices::{
-    OFFSET_COLUMN, PreparedSlice, SYSTEM_TIME_COLUMN, prepare_slice, read_slice,
+    OFFSET_COLUMN, PreparedSlice, SYSTEM_TIME_COLUMN, SliceData, prepare_slice, read_slice,
 };
 use weir_dataset::{ChainSnapshot, CommitError, Dataset, DatasetStore};
 use weir_odf::{
@@ -113,7 +113,7 @@ impl IngestContext {
         S: Stream<Item = Result<Bytes, IngestError>> + Send,
     {
         let dataset = self.resolve(&request).await?;
-        let mut chain = load_chain(&dataset).await?;
+        let chain = load_chain(&dataset).await?;
         if let Some(previous) = request
             .idempotency_key
             .as_deref()
@@ -130,13 +130,14 @@ impl IngestContext {
 
         // Records either become a slice while the body arrives, placed after the head loaded
         // above, or are collected for the merge against the dataset's history.
-        let (input, mut written) = if streamed {
+        let (input, written) = if streamed {
             let placement = placement_after(&chain);
             let sink = SliceSink::new(
                 source.merge.clone(),
                 target.schema.clone(),
                 default_event_time,
                 placement,
+                dataset.slice_upload_target(),
             );
             let (_, slice) = read_body(request.format, &source.read, body, sink).await?;
             let Some(slice) = slice else {
@@ -160,9 +161,37 @@ impl IngestContext {
             (MergeInputRecords::Read { schema, batches }, None)
         };
 
+        // A large streamed slice waits in a staging object; unless a commit stores it, it goes.
+        let staged = match &written {
+            Some((slice, _)) => slice.data.clone(),
+            None => SliceData::Stored,
+        };
+        let outcome = self
+            .commit_with_retries(&dataset, &request, &source.merge, chain, input, written)
+            .await;
+        // Removing what a commit already moved is a no-op.
+        if outcome.is_err()
+            && let Err(error) = dataset.discard_staged(&staged).await
+        {
+            tracing::warn!(dataset_id = %dataset.id(), %error, "removing a staged slice failed");
+        }
+        outcome
+    }
+
+    /// Stores the slice and commits it after the chain's head; a lost race reloads the chain and
+    /// places the records again after the new head (bounded by `max_commit_attempts`).
+    async fn commit_with_retries(
+        &self,
+        dataset: &Dataset,
+        request: &IngestRequest,
+        strategy: &MergeStrategy,
+        mut chain: ChainSnapshot,
+        input: MergeInputRecords,
+        mut written: Option<(PreparedSlice, SlicePlacement)>,
+    ) -> Result<IngestResponse, IngestError> {
         for attempt in 1..=self.config.max_commit_attempts {
             let target = push_target(&chain)?;
-            let (slice, placement) = match written.take() {
+            let (mut slice, placement) = match written.take() {
                 Some((slice, at)) if fits(&at, &chain) => (slice, at),
                 stale => {
                     // First attempt of a collected request, or a concurrent commit moved the
@@ -171,7 +200,9 @@ impl IngestContext {
                         (MergeInputRecords::Read { schema, batches }, _) => {
                             (schema.clone(), batches.clone())
                         }
-                        (MergeInputRecords::InSlice, Some((slice, _))) => records_of_slice(slice)?,
+                        (MergeInputRecords::InSlice, Some((slice, _))) => {
+                            records_of_slice(dataset, slice).await?
+                        }
                         (MergeInputRecords::InSlice, None) => {
                             return Err(IngestError::Internal(
                                 "streamed records were lost before the commit".to_string(),
@@ -182,10 +213,10 @@ impl IngestContext {
                     let placement = placement_after(&chain);
                     let Some(slice) = self
                         .merge_into_slice(
-                            &dataset,
+                            dataset,
                             &chain,
                             target.schema.as_ref(),
-                            &source.merge,
+                            strategy,
                             (schema, batches),
                             placement,
                         )
@@ -208,7 +239,7 @@ impl IngestContext {
                 }
                 Some(existing) => check_same_schema(existing, &slice.schema)?,
             }
-            dataset.put_slice(&slice).await?;
+            dataset.put_slice(&mut slice).await?;
             let watermark = match (chain.state.watermark(), slice.max_event_time) {
                 (Some(previous), Some(new)) => Some(previous.max(new)),
                 (previous, new) => previous.or(new),
@@ -228,7 +259,7 @@ impl IngestContext {
                     logical_hash: slice.logical_hash,
                     physical_hash: slice.physical_hash,
                     offset_interval: slice.offset_interval.clone(),
-                    size: slice.bytes.len() as u64,
+                    size: slice.size,
                 }),
                 new_checkpoint: None,
                 new_watermark: watermark,
@@ -278,7 +309,7 @@ impl IngestContext {
                     tracing::debug!(dataset_id = %dataset.id(), attempt, "lost commit race, retrying");
                     written = Some((slice, placement));
                     tokio::time::sleep(backoff(attempt)).await;
-                    chain = load_chain(&dataset).await?;
+                    chain = load_chain(dataset).await?;
                     if let Some(previous) = request
                         .idempotency_key
                         .as_deref()
@@ -389,8 +420,11 @@ fn fits(placement: &SlicePlacement, chain: &ChainSnapshot) -> bool {
 }
 
 /// The records of a written slice as they were before system columns were added.
-fn records_of_slice(slice: &PreparedSlice) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
-    let batches = read_slice(slice.bytes.clone())?;
+async fn records_of_slice(
+    dataset: &Dataset,
+    slice: &PreparedSlice,
+) -> Result<(SchemaRef, Vec<RecordBatch>), IngestError> {
+    let batches = read_slice(dataset.slice_bytes(slice).await?)?;
     let keep: Vec<usize> = slice
         .schema
         .fields()

@@ -4,7 +4,7 @@
 
 use arrow::array::RecordBatch;
 use chrono::{DateTime, Utc};
-use weir_dataset::slices::{PreparedSlice, SliceWriter};
+use weir_dataset::slices::{PreparedSlice, SliceUploadTarget, SliceWriter};
 use weir_odf::{DataSchema, MergeStrategy};
 
 use crate::error::IngestError;
@@ -53,6 +53,7 @@ impl SliceSink {
         dataset_schema: Option<DataSchema>,
         default_event_time: DateTime<Utc>,
         placement: SlicePlacement,
+        upload: SliceUploadTarget,
     ) -> Self {
         Self {
             strategy,
@@ -63,7 +64,8 @@ impl SliceSink {
                 placement.start_offset,
                 placement.system_time,
                 Some(default_event_time),
-            ),
+            )
+            .with_upload(upload),
         }
     }
 }

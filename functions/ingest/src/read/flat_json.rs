@@ -136,7 +136,13 @@ impl BlockState {
     }
 
     fn line(&mut self, decoder: &FlatJsonDecoder, line: &[u8]) -> Result<(), GiveUp> {
-        let mut cursor = Cursor { bytes: line, at: 0 };
+        // One UTF-8 check per line; strings are then cut from it at ASCII quotes.
+        let text = std::str::from_utf8(line).map_err(|_| GiveUp)?;
+        let mut cursor = Cursor {
+            text,
+            bytes: line,
+            at: 0,
+        };
         cursor.skip_whitespace();
         if cursor.at == line.len() {
             return Ok(());
@@ -150,7 +156,7 @@ impl BlockState {
         } else {
             loop {
                 cursor.skip_whitespace();
-                let key = cursor.plain_string()?;
+                let key = cursor.plain_string()?.as_bytes();
                 let index = if decoder.names.get(next_expected).is_some_and(|n| n == key) {
                     next_expected
                 } else {
@@ -207,21 +213,16 @@ impl BlockState {
         }
         match &mut self.columns[index] {
             Column::Int64(builder) => {
-                let token = cursor.number()?;
-                if token.contains(&b'.') || token.contains(&b'e') || token.contains(&b'E') {
+                let number = cursor.number()?;
+                if !number.integer {
                     return Err(GiveUp);
                 }
-                let text = std::str::from_utf8(token).map_err(|_| GiveUp)?;
-                builder.append_value(text.parse::<i64>().map_err(|_| GiveUp)?);
+                builder.append_value(parse_i64(number.text.as_bytes()).ok_or(GiveUp)?);
             }
             Column::Float64(builder) => {
-                let text = std::str::from_utf8(cursor.number()?).map_err(|_| GiveUp)?;
-                builder.append_value(text.parse::<f64>().map_err(|_| GiveUp)?);
+                builder.append_value(cursor.number()?.text.parse::<f64>().map_err(|_| GiveUp)?);
             }
-            Column::Utf8(builder) => {
-                let text = std::str::from_utf8(cursor.plain_string()?).map_err(|_| GiveUp)?;
-                builder.append_value(text);
-            }
+            Column::Utf8(builder) => builder.append_value(cursor.plain_string()?),
             Column::Boolean(builder) => {
                 if cursor.literal(b"true") {
                     builder.append_value(true);
@@ -232,7 +233,8 @@ impl BlockState {
                 }
             }
             Column::TimestampMillis(builder) => {
-                builder.append_value(utc_millis(cursor.plain_string()?).ok_or(GiveUp)?);
+                let text = cursor.plain_string()?.as_bytes();
+                builder.append_value(utc_millis(text).ok_or(GiveUp)?);
             }
         }
         Ok(())
@@ -276,8 +278,17 @@ impl BlockState {
 }
 
 struct Cursor<'a> {
+    text: &'a str,
+    /// `text` as bytes.
     bytes: &'a [u8],
     at: usize,
+}
+
+/// A number token in JSON's grammar.
+struct Number<'a> {
+    text: &'a str,
+    /// No fraction and no exponent.
+    integer: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -314,19 +325,21 @@ impl<'a> Cursor<'a> {
     }
 
     /// A string without escapes or control characters; its bytes between the quotes.
-    fn plain_string(&mut self) -> Result<&'a [u8], GiveUp> {
+    fn plain_string(&mut self) -> Result<&'a str, GiveUp> {
         self.expect(b'"')?;
-        let rest = &self.bytes[self.at..];
+        let start = self.at;
+        let rest = &self.bytes[start..];
         let end = memchr::memchr2(b'"', b'\\', rest).ok_or(GiveUp)?;
         if rest[end] == b'\\' || rest[..end].iter().any(|b| *b < 0x20) {
             return Err(GiveUp);
         }
         self.at += end + 1;
-        Ok(&rest[..end])
+        // Both ends are next to ASCII quotes, so they are character boundaries.
+        self.text.get(start..start + end).ok_or(GiveUp)
     }
 
     /// A number in JSON's grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-    fn number(&mut self) -> Result<&'a [u8], GiveUp> {
+    fn number(&mut self) -> Result<Number<'a>, GiveUp> {
         let start = self.at;
         let digits = |cursor: &mut Self| {
             let from = cursor.at;
@@ -343,6 +356,7 @@ impl<'a> Cursor<'a> {
         if integer == 0 || (leading_zero && integer > 1) {
             return Err(GiveUp);
         }
+        let integer_end = self.at;
         if self.peek() == Some(b'.') {
             self.at += 1;
             if digits(self) == 0 {
@@ -358,7 +372,29 @@ impl<'a> Cursor<'a> {
                 return Err(GiveUp);
             }
         }
-        Ok(&self.bytes[start..self.at])
+        Ok(Number {
+            text: self.text.get(start..self.at).ok_or(GiveUp)?,
+            integer: self.at == integer_end,
+        })
+    }
+}
+
+/// The value of an integer token (`-?[0-9]+`, already checked); `None` when it does not fit.
+fn parse_i64(token: &[u8]) -> Option<i64> {
+    let (negative, digits) = match token.split_first() {
+        Some((b'-', digits)) => (true, digits),
+        _ => (false, token),
+    };
+    let mut magnitude = 0u64;
+    for &digit in digits {
+        magnitude = magnitude
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
+    }
+    if negative {
+        0i64.checked_sub_unsigned(magnitude)
+    } else {
+        i64::try_from(magnitude).ok()
     }
 }
 
@@ -486,6 +522,9 @@ mod tests {
                 text.push_str("   \n");
             }
         }
+        for extreme in ["9223372036854775807", "-9223372036854775808", "0", "-0"] {
+            text.push_str(&format!("{{\"id\": {extreme}}}\n"));
+        }
         let expected = arrow_json(&schema, &text);
         for piece in [text.len(), 4096, 13] {
             let actual = fast(&schema, &text, piece).expect("all records are on the fast path");
@@ -507,6 +546,8 @@ mod tests {
             "{\"id\": 01}",
             "{\"id\": \"1\"}",
             "{\"id\": 99999999999999999999}",
+            "{\"id\": 9223372036854775808}",
+            "{\"id\": -9223372036854775809}",
             "{\"amount\": .5}",
             "{\"name\": \"a\\\"b\"}",
             "{\"name\": 5}",
@@ -521,5 +562,12 @@ mod tests {
             let text = format!("{good}{line}\n");
             assert!(fast(&schema, &text, 1000).is_none(), "{line}");
         }
+    }
+
+    #[test]
+    fn invalid_utf8_gives_the_block_up() {
+        let decoder = FlatJsonDecoder::for_schema(&schema()).unwrap();
+        let block = vec![Bytes::from_static(b"{\"name\": \"a\xffb\"}\n")];
+        assert!(decoder.decode(&block).is_none());
     }
 }
