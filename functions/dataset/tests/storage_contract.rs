@@ -24,18 +24,10 @@ fn s3_store() -> DatasetStore {
         "WEIR_TEST_S3_ENDPOINT is not set: run ./local/test, which starts an S3 API server on loopback",
     );
     let bucket = format!("weir-test-{}", uuid::Uuid::new_v4().simple());
-    let status = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket=sys.argv[2])",
-            &endpoint,
-            &bucket,
-        ])
-        .status()
-        .expect("python3 with boto3 creates the test bucket");
-    assert!(
-        status.success(),
-        "could not create bucket {bucket} at {endpoint}"
+    boto3_s3(
+        &endpoint,
+        "s3.create_bucket(Bucket=sys.argv[2])",
+        &[&bucket],
     );
     DatasetStore::s3(&S3Settings {
         bucket,
@@ -47,6 +39,24 @@ fn s3_store() -> DatasetStore {
         allow_http: true,
     })
     .unwrap()
+}
+
+/// Runs `statement` with boto3's client `s3` for the S3 server at `endpoint` (`sys.argv[1]`;
+/// `args` follow); returns what it printed.
+fn boto3_s3(endpoint: &str, statement: &str, args: &[&str]) -> String {
+    let script = format!(
+        "import boto3,sys; s3=boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1'); {statement}"
+    );
+    let output = std::process::Command::new("python3")
+        .args(["-c", &script, endpoint])
+        .args(args)
+        .output()
+        .expect("python3 with boto3 runs");
+    assert!(
+        output.status.success(),
+        "{statement} failed at {endpoint}: {output:?}"
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 fn time(seconds: i64) -> chrono::DateTime<Utc> {
@@ -456,20 +466,13 @@ async fn staging_objects(store: &DatasetStore, dataset: &Dataset) -> Vec<String>
     if store.url().scheme() == "s3" {
         let endpoint = std::env::var("WEIR_TEST_S3_ENDPOINT").unwrap();
         let bucket = store.url().host_str().unwrap().to_string();
-        let output = std::process::Command::new("python3")
-            .args([
-                "-c",
-                "import boto3,sys; c=boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1'); [print(u['Key']) for u in c.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3]).get('Uploads', [])]",
-                &endpoint,
-                &bucket,
-                prefix.as_ref(),
-            ])
-            .output()
-            .expect("python3 with boto3 lists multipart uploads");
-        assert!(output.status.success(), "{output:?}");
+        let uploads = boto3_s3(
+            &endpoint,
+            "[print(u['Key']) for u in s3.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3]).get('Uploads', [])]",
+            &[&bucket, prefix.as_ref()],
+        );
         names.extend(
-            String::from_utf8(output.stdout)
-                .unwrap()
+            uploads
                 .lines()
                 .map(|key| format!("unfinished upload {key}")),
         );

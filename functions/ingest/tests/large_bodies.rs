@@ -7,8 +7,12 @@ use common::*;
 
 const ROWS: usize = 60_000;
 
-const CSV_READ: &str = "        kind: Csv
-        header: true
+/// The read step's schema, after a `kind` line of each format.
+macro_rules! read_step {
+    ($kind:literal) => {
+        concat!(
+            $kind,
+            "
         schema:
           fields:
             - name: event_time
@@ -16,55 +20,48 @@ const CSV_READ: &str = "        kind: Csv
             - name: id
               type: Int64
             - name: note
-              type: String";
+              type: String"
+        )
+    };
+}
 
-const NDJSON_ID_READ: &str = "        kind: NdJson
-        schema:
-          fields:
-            - name: event_time
-              type: Timestamp
-            - name: id
-              type: Int64
-            - name: note
-              type: String";
+const CSV_READ: &str = read_step!("        kind: Csv\n        header: true");
+
+const NDJSON_ID_READ: &str = read_step!("        kind: NdJson");
+
+/// `header`, then `ROWS` records made by `record` from the row index, with `bad_row`'s line in
+/// place of that row's record.
+fn body(header: &str, bad_row: Option<(usize, &str)>, record: impl Fn(usize) -> String) -> String {
+    let mut body = String::from(header);
+    for id in 0..ROWS {
+        match bad_row {
+            Some((row, line)) if row == id => body.push_str(line),
+            _ => body.push_str(&record(id)),
+        }
+        body.push('\n');
+    }
+    body
+}
 
 /// `ROWS` CSV rows whose `id` is the row index; every 997th note is quoted and spans lines.
 fn csv_body(bad_row: Option<(usize, &str)>) -> String {
-    let mut body = String::from("event_time,id,note\n");
-    for id in 0..ROWS {
-        if let Some((row, line)) = bad_row
-            && row == id
-        {
-            body.push_str(line);
-            body.push('\n');
-            continue;
-        }
+    body("event_time,id,note\n", bad_row, |id| {
         let note = if id % 997 == 0 {
             format!("\"multi\nline, \"\"quoted\"\" {id}\"")
         } else {
             format!("note number {id} with some padding text to make rows longer")
         };
-        body.push_str(&format!("2024-01-01T00:00:{:02}Z,{id},{note}\n", id % 60));
-    }
-    body
+        format!("2024-01-01T00:00:{:02}Z,{id},{note}", id % 60)
+    })
 }
 
 fn ndjson_body(bad_row: Option<(usize, &str)>) -> String {
-    let mut body = String::new();
-    for id in 0..ROWS {
-        if let Some((row, line)) = bad_row
-            && row == id
-        {
-            body.push_str(line);
-            body.push('\n');
-            continue;
-        }
-        body.push_str(&format!(
-            "{{\"event_time\": \"2024-01-01T00:00:{:02}Z\", \"id\": {id}, \"note\": \"note number {id} with some padding text to make rows longer\"}}\n",
+    body("", bad_row, |id| {
+        format!(
+            "{{\"event_time\": \"2024-01-01T00:00:{:02}Z\", \"id\": {id}, \"note\": \"note number {id} with some padding text to make rows longer\"}}",
             id % 60
-        ));
-    }
-    body
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -138,11 +138,7 @@ impl BlockState {
     fn line(&mut self, decoder: &FlatJsonDecoder, line: &[u8]) -> Result<(), GiveUp> {
         // One UTF-8 check per line; strings are then cut from it at ASCII quotes.
         let text = std::str::from_utf8(line).map_err(|_| GiveUp)?;
-        let mut cursor = Cursor {
-            text,
-            bytes: line,
-            at: 0,
-        };
+        let mut cursor = Cursor { text, at: 0 };
         cursor.skip_whitespace();
         if cursor.at == line.len() {
             return Ok(());
@@ -279,8 +275,6 @@ impl BlockState {
 
 struct Cursor<'a> {
     text: &'a str,
-    /// `text` as bytes.
-    bytes: &'a [u8],
     at: usize,
 }
 
@@ -293,7 +287,7 @@ struct Number<'a> {
 
 impl<'a> Cursor<'a> {
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
+        self.text.as_bytes().get(self.at).copied()
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -317,7 +311,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn literal(&mut self, word: &[u8]) -> bool {
-        if self.bytes[self.at..].starts_with(word) {
+        if self.text.as_bytes()[self.at..].starts_with(word) {
             self.at += word.len();
             return true;
         }
@@ -328,7 +322,7 @@ impl<'a> Cursor<'a> {
     fn plain_string(&mut self) -> Result<&'a str, GiveUp> {
         self.expect(b'"')?;
         let start = self.at;
-        let rest = &self.bytes[start..];
+        let rest = &self.text.as_bytes()[start..];
         let end = memchr::memchr2(b'"', b'\\', rest).ok_or(GiveUp)?;
         if rest[end] == b'\\' || rest[..end].iter().any(|b| *b < 0x20) {
             return Err(GiveUp);
