@@ -13,6 +13,7 @@ use weir_function_runtime::{ApiError, Caller};
 use weir_metastore::{BlockEntry, DatasetFilter};
 
 use crate::error::ServiceError;
+use crate::graphql_limits as limits;
 use crate::node::ControlPlane;
 use crate::services::datasets::DatasetView;
 
@@ -22,24 +23,62 @@ pub type WeirSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
 pub fn routes(control_plane: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
     let schema: WeirSchema = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
         .data(control_plane)
-        .limit_depth(12)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+        .limit_recursive_depth(limits::MAX_PARSER_RECURSION)
+        .limit_directives(limits::MAX_DIRECTIVES)
+        .extension(limits::DocumentLimits)
         .finish();
     Router::new().route(
         "/graphql",
-        post(move |state, headers, body| execute(state, headers, body, schema.clone())),
+        post(move |state, headers, body| execute(state, headers, body, schema.clone()))
+            .layer(axum::extract::DefaultBodyLimit::max(limits::MAX_BODY_BYTES)),
     )
 }
 
+/// Runs one request under the time limit. A request refused as a whole (unparsable, over a
+/// limit, invalid) answers 400 with the GraphQL `errors` and the `{"error","message"}` shape.
 async fn execute(
     State(control_plane): State<Arc<ControlPlane>>,
     headers: HeaderMap,
     body: Bytes,
     schema: WeirSchema,
-) -> Result<Json<async_graphql::Response>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
     let caller = crate::rest::caller(&control_plane, &headers).await?;
     let request: async_graphql::Request = serde_json::from_slice(&body)
         .map_err(|error| ApiError::invalid_input(format!("graphql request body: {error}")))?;
-    Ok(Json(schema.execute(request.data(caller)).await))
+    let timeout = std::time::Duration::from_secs(limits::TIMEOUT_SECONDS);
+    let response = tokio::time::timeout(timeout, schema.execute(request.data(caller)))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                weir_function_runtime::ErrorKind::Retryable,
+                format!(
+                    "the GraphQL request did not finish within {} s",
+                    limits::TIMEOUT_SECONDS
+                ),
+            )
+        })?;
+    if response.data == async_graphql::Value::Null && !response.errors.is_empty() {
+        let mut response = response;
+        for error in &mut response.errors {
+            error.message = limits::explain(&error.message);
+        }
+        let message = response
+            .errors
+            .iter()
+            .map(|error| error.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let body = serde_json::json!({
+            "error": "invalid_input",
+            "message": message,
+            "errors": response.errors,
+        });
+        return Ok((axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response());
+    }
+    Ok(Json(response).into_response())
 }
 
 fn parts<'a>(context: &'a Context<'_>) -> (&'a Arc<ControlPlane>, &'a Caller) {
@@ -58,6 +97,8 @@ pub struct QueryRoot;
 #[Object]
 impl QueryRoot {
     /// Datasets the caller may read; `search` matches `account/name` case-insensitively.
+    /// `limit` is at most 1000.
+    #[graphql(complexity = "page(limit) * child_complexity")]
     async fn datasets(
         &self,
         context: &Context<'_>,
@@ -70,7 +111,7 @@ impl QueryRoot {
         let filter = DatasetFilter {
             owner_name: account,
             search,
-            limit: limit.clamp(1, 1000),
+            limit: limit.clamp(1, limits::MAX_PAGE),
             offset: offset.max(0),
             ..Default::default()
         };
@@ -97,6 +138,7 @@ impl QueryRoot {
         }
     }
 
+    #[graphql(complexity = "100 * child_complexity")]
     async fn accounts(&self, context: &Context<'_>) -> async_graphql::Result<Vec<AccountObject>> {
         let (control_plane, caller) = parts(context);
         crate::services::accounts::require_account(caller).map_err(to_graphql)?;
@@ -179,10 +221,20 @@ pub struct BlockPage {
     next_before: Option<i64>,
 }
 
+/// Lineage lists are not paged; each counts as this many datasets in a request's complexity.
+const LINEAGE_COST: usize = 20;
+
 #[derive(SimpleObject)]
 pub struct LineageObject {
+    #[graphql(complexity = "LINEAGE_COST * child_complexity")]
     upstream: Vec<Dataset>,
+    #[graphql(complexity = "LINEAGE_COST * child_complexity")]
     downstream: Vec<Dataset>,
+}
+
+/// The cost multiplier of a paged list: the page size it will hold.
+fn page(size: i64) -> usize {
+    size.clamp(1, limits::MAX_PAGE) as usize
 }
 
 pub struct Dataset(DatasetView);
@@ -228,7 +280,9 @@ impl Dataset {
             .unwrap_or(0)
     }
 
-    /// The metadata chain, newest first, `first` blocks below sequence number `before`.
+    /// The metadata chain, newest first, `first` (at most 1000) blocks below sequence number
+    /// `before`.
+    #[graphql(complexity = "page(first) * child_complexity")]
     async fn metadata_chain(
         &self,
         context: &Context<'_>,

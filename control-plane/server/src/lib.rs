@@ -13,6 +13,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod graphql;
+pub mod graphql_limits;
 pub mod indexer;
 pub mod leader;
 pub mod node;

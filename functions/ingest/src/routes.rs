@@ -24,10 +24,11 @@ pub struct IngestQuery {
 }
 
 pub fn router(context: Arc<IngestContext>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/{account}/{dataset}/ingest", post(ingest))
         .layer(DefaultBodyLimit::disable())
-        .with_state(context)
+        .with_state(context);
+    weir_function_runtime::with_json_errors(router)
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -4,6 +4,8 @@ use serde::Deserialize;
 use weir_dataset::StorageConfig;
 use weir_function_runtime::ControlPlaneLinkConfig;
 
+use crate::sql_guard::SqlLimits;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct QueryConfig {
@@ -25,6 +27,13 @@ pub struct QueryConfig {
     pub flightsql_listen: Option<String>,
     /// DataFusion parallelism; defaults to the number of cores.
     pub target_partitions: Option<usize>,
+    /// Longest query text accepted, in bytes; longer answers 400.
+    pub max_query_length: usize,
+    /// Deepest nesting of a query's syntax tree (expressions, sub-queries, set operations,
+    /// joins); deeper answers 400.
+    pub max_query_depth: usize,
+    /// Deepest nesting of brackets and `CASE` expressions in a query's text; deeper answers 400.
+    pub max_query_nesting: usize,
 }
 
 impl Default for QueryConfig {
@@ -39,6 +48,19 @@ impl Default for QueryConfig {
             node_private_key: None,
             flightsql_listen: None,
             target_partitions: None,
+            max_query_length: 256 << 10,
+            max_query_depth: 128,
+            max_query_nesting: 32,
+        }
+    }
+}
+
+impl QueryConfig {
+    pub fn sql_limits(&self) -> SqlLimits {
+        SqlLimits {
+            max_length: self.max_query_length,
+            max_depth: self.max_query_depth,
+            max_nesting: self.max_query_nesting,
         }
     }
 }

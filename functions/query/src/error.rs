@@ -25,6 +25,9 @@ pub enum QueryError {
     TooManyRows { limit: u64 },
     #[error("query failed: {0}")]
     Execution(String),
+    /// The query is over one of the function's documented limits (length, nesting depth).
+    #[error("query refused: {0}")]
+    LimitExceeded(String),
     /// The platform refused or could not check the caller (401, or 503 when unreachable).
     #[error("{0}")]
     Access(ApiError),
@@ -38,6 +41,11 @@ impl QueryError {
         let root = error.find_root();
         let message = root.to_string();
         match root {
+            DataFusionError::SQL(..) if message.contains("RecursionLimitExceeded") => {
+                Self::LimitExceeded(format!(
+                    "query nests deeper than the SQL parser's recursion limit ({message})"
+                ))
+            }
             DataFusionError::SQL(..) => Self::InvalidSql(message),
             DataFusionError::ResourcesExhausted(detail) => Self::MemoryLimit {
                 limit: memory_limit,
@@ -87,7 +95,8 @@ impl From<QueryError> for ApiError {
             | QueryError::InvalidRequest(_)
             | QueryError::MemoryLimit { .. }
             | QueryError::TooManyRows { .. }
-            | QueryError::Execution(_) => ErrorKind::InvalidInput,
+            | QueryError::Execution(_)
+            | QueryError::LimitExceeded(_) => ErrorKind::InvalidInput,
             QueryError::DatasetNotFound(_) => ErrorKind::NotFound,
             QueryError::Timeout { .. } => ErrorKind::Retryable,
             QueryError::Internal(_) => ErrorKind::Internal,

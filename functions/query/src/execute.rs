@@ -57,6 +57,12 @@ impl QueryEngine {
             .build_arc()
             .map_err(|error| QueryError::Internal(error.to_string()))?;
         let mut session_config = SessionConfig::new().with_information_schema(false);
+        // Each bracket level costs the parser about two levels of recursion: leave room so
+        // that `max_query_nesting`, checked first with a clear message, is the bound users meet.
+        let parser_recursion = self.config.max_query_nesting.saturating_mul(2) + 16;
+        session_config.options_mut().sql_parser.recursion_limit =
+            datafusion::config::ConfigNonZeroUsize::try_new(parser_recursion)
+                .map_err(|error| QueryError::Internal(error.to_string()))?;
         if options.deterministic {
             session_config = session_config.with_target_partitions(1);
         } else if let Some(partitions) = self.config.target_partitions {
@@ -83,33 +89,48 @@ impl QueryEngine {
         QueryError::from_datafusion(error, self.config.memory_limit_bytes)
     }
 
-    /// Plans `sql` (read-only) and returns a stream of its results.
+    /// Plans `sql` (read-only) and returns a stream of its results. Parsing, the limits on
+    /// the syntax tree, planning and optimizing run on a planner thread (`planner`).
     pub async fn stream(
         &self,
         sql: &str,
         options: &QueryOptions,
     ) -> Result<(SendableRecordBatchStream, Arc<DatasetSchemaProvider>), QueryError> {
+        let limits = self.config.sql_limits();
+        crate::sql_guard::check_length(sql, limits)?;
+        crate::sql_guard::check_nesting(sql, limits)?;
         let (session, provider) = self.session(options)?;
-        ensure_query_statement(&session, sql).map_err(|error| with_position(error, sql))?;
-        let read_only = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let mut frame = session
-            .sql_with_options(sql, read_only)
-            .await
-            .map_err(|error| with_position(self.engine_error(error), sql))?;
-        if options.skip.is_some() || options.limit.is_some() {
-            frame = frame
-                .limit(
-                    options.skip.unwrap_or(0) as usize,
-                    options.limit.map(|l| l as usize),
-                )
-                .map_err(|error| self.engine_error(error))?;
-        }
-        let stream = frame
-            .execute_stream()
-            .await
+        let memory_limit = self.config.memory_limit_bytes;
+        let engine_error = move |error| QueryError::from_datafusion(error, memory_limit);
+        let sql = sql.to_string();
+        let (skip, limit) = (options.skip, options.limit);
+        let task_context = session.task_ctx();
+        let plan = crate::planner::plan(async move {
+            let statement = parse_query_statement(&session, &sql, limits)
+                .map_err(|error| with_position(error, &sql))?;
+            let read_only = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let state = session.state();
+            let plan = state
+                .statement_to_plan(statement)
+                .await
+                .map_err(|error| with_position(engine_error(error), &sql))?;
+            read_only.verify_plan(&plan).map_err(engine_error)?;
+            let mut frame = session
+                .execute_logical_plan(plan)
+                .await
+                .map_err(engine_error)?;
+            if skip.is_some() || limit.is_some() {
+                let skip = usize::try_from(skip.unwrap_or(0)).unwrap_or(usize::MAX);
+                let fetch = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+                frame = frame.limit(skip, fetch).map_err(engine_error)?;
+            }
+            frame.create_physical_plan().await.map_err(engine_error)
+        })
+        .await?;
+        let stream = datafusion::physical_plan::execute_stream(plan, task_context)
             .map_err(|error| self.engine_error(error))?;
         Ok((with_dataset_types(stream), provider))
     }
@@ -165,8 +186,6 @@ fn with_position(error: QueryError, sql: &str) -> QueryError {
     ))
 }
 
-/// Only `SELECT`-like statements (and `EXPLAIN` of them) are accepted, checked on the parsed
-/// statement before planning so a DDL/DML statement never reaches the planner.
 /// Tables are scanned with view-typed strings (faster); results go out with the plain string
 /// and binary types the datasets declare, so clients and proofs see the dataset's types.
 fn with_dataset_types(stream: SendableRecordBatchStream) -> SendableRecordBatchStream {
@@ -188,7 +207,14 @@ fn with_dataset_types(stream: SendableRecordBatchStream) -> SendableRecordBatchS
     Box::pin(RecordBatchStreamAdapter::new(output_schema, batches))
 }
 
-fn ensure_query_statement(session: &SessionContext, sql: &str) -> Result<(), QueryError> {
+/// Parses `sql` into one statement, within the length and depth limits, and accepts only
+/// `SELECT`-like statements (and `EXPLAIN` of them), so a DDL/DML statement never reaches the
+/// planner.
+fn parse_query_statement(
+    session: &SessionContext,
+    sql: &str,
+    limits: crate::sql_guard::SqlLimits,
+) -> Result<datafusion::sql::parser::Statement, QueryError> {
     use datafusion::sql::parser::Statement;
     use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
     let state = session.state();
@@ -197,25 +223,26 @@ fn ensure_query_statement(session: &SessionContext, sql: &str) -> Result<(), Que
         .sql_to_statement(sql, &dialect)
         .map_err(|error| QueryError::from_datafusion(error, 0))?;
     match &statement {
-        Statement::Statement(inner) => match inner.as_ref() {
-            SqlStatement::Query(_) => Ok(()),
-            SqlStatement::Explain { statement, .. }
-                if matches!(statement.as_ref(), SqlStatement::Query(_)) =>
-            {
-                Ok(())
+        Statement::Statement(inner) => {
+            match inner.as_ref() {
+                SqlStatement::Query(_) => {}
+                SqlStatement::Explain { statement, .. }
+                    if matches!(statement.as_ref(), SqlStatement::Query(_)) => {}
+                other => {
+                    let kind = other
+                        .to_string()
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("statement")
+                        .to_ascii_uppercase();
+                    return Err(QueryError::NotReadOnly(format!(
+                        "{kind} statements are not allowed"
+                    )));
+                }
             }
-            other => {
-                let kind = other
-                    .to_string()
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or("statement")
-                    .to_ascii_uppercase();
-                Err(QueryError::NotReadOnly(format!(
-                    "{kind} statements are not allowed"
-                )))
-            }
-        },
+            crate::sql_guard::check_depth(inner, limits)?;
+            Ok(statement)
+        }
         _ => Err(QueryError::NotReadOnly(
             "only SELECT queries are allowed".to_string(),
         )),

@@ -89,7 +89,8 @@ fn status(error: QueryError) -> Status {
         | InvalidRequest(_)
         | MemoryLimit { .. }
         | TooManyRows { .. }
-        | Execution(_) => Status::invalid_argument(error.to_string()),
+        | Execution(_)
+        | LimitExceeded(_) => Status::invalid_argument(error.to_string()),
         DatasetNotFound(_) => Status::not_found(error.to_string()),
         Timeout { .. } => Status::deadline_exceeded(error.to_string()),
         Internal(_) => Status::internal(error.to_string()),

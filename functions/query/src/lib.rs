@@ -15,8 +15,10 @@ pub mod execute;
 pub mod flight;
 pub mod formats;
 pub mod metadata;
+pub mod planner;
 pub mod proof;
 pub mod routes;
+pub mod sql_guard;
 
 use std::sync::Arc;
 

@@ -26,7 +26,7 @@ pub struct QueryContext {
 }
 
 pub fn router(context: Arc<QueryContext>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/query", post(post_query).get(get_query))
         .route("/verify", post(post_verify))
         .route("/{account}/{dataset}/tail", get(tail))
@@ -35,7 +35,8 @@ pub fn router(context: Arc<QueryContext>) -> Router {
         .route("/{account}/{dataset}/blocks/{hash}", get(block))
         .route("/{account}/{dataset}/data/{hash}", get(data))
         .route("/{account}/{dataset}/checkpoints/{hash}", get(checkpoint))
-        .with_state(context)
+        .with_state(context);
+    weir_function_runtime::with_json_errors(router)
 }
 
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";

@@ -13,6 +13,7 @@
 pub mod access;
 pub mod config;
 pub mod error;
+pub mod json_errors;
 pub mod lambda_emulator;
 pub mod metrics;
 pub mod remote;
@@ -24,5 +25,6 @@ pub use access::{
 };
 pub use config::{ConfigError, load_config};
 pub use error::{ApiError, ErrorKind};
+pub use json_errors::with_json_errors;
 pub use remote::{ControlPlaneLink, ControlPlaneLinkConfig, Platform};
 pub use server::{run_function, serve_http};

@@ -158,9 +158,11 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
     });
 
     let token = admin_token(&control_plane, &options.data_dir).await?;
-    let router = weir_control_plane::rest::router(control_plane.clone())
-        .merge(weir_ingest::router(ingest))
-        .merge(weir_query::router(query));
+    let router = weir_function_runtime::with_json_errors(
+        weir_control_plane::rest::router(control_plane.clone())
+            .merge(weir_ingest::router(ingest))
+            .merge(weir_query::router(query)),
+    );
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;

@@ -53,7 +53,7 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
 pub struct ApiDoc;
 
 pub fn router(control_plane: Arc<ControlPlane>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/admin/reindex", post(reindex))
         .route("/leader", get(leader))
@@ -61,7 +61,8 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .merge(datasets::routes())
         .merge(platform::routes())
         .merge(crate::graphql::routes(control_plane.clone()))
-        .with_state(control_plane)
+        .with_state(control_plane);
+    weir_function_runtime::with_json_errors(router)
 }
 
 /// Rebuilds the index from storage (administrators only).

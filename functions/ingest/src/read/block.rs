@@ -153,6 +153,7 @@ fn decode_csv(
 }
 
 fn decode_json(schema: &SchemaRef, block: &[Bytes]) -> Result<Vec<RecordBatch>, BlockError> {
+    super::json_depth::check_block(block)?;
     let mut decoder = arrow::json::ReaderBuilder::new(schema.clone())
         .with_batch_size(BATCH_SIZE)
         .build_decoder()

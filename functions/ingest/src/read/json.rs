@@ -114,6 +114,7 @@ fn malformed(message: String) -> IngestError {
 
 /// Infers a schema from the first records (up to 10,000) of NDJSON `bytes`.
 pub fn infer_schema(bytes: &[u8]) -> Result<SchemaRef, IngestError> {
+    super::json_depth::check_records(bytes)?;
     let (schema, _) = infer_json_schema(BufReader::new(Cursor::new(bytes)), Some(10_000))
         .map_err(|error| malformed(error.to_string()))?;
     Ok(Arc::new(schema))

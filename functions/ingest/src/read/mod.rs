@@ -9,6 +9,7 @@ mod csv;
 mod ddl;
 mod flat_json;
 mod json;
+pub mod json_depth;
 mod pipeline;
 
 use std::sync::Arc;
