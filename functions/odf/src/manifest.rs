@@ -18,6 +18,57 @@ pub enum ManifestError {
     Invalid { path: String, message: String },
     #[error("unrecognized manifest: {0}")]
     Unrecognized(String),
+    #[error("manifest refused: {0}")]
+    OverLimit(String),
+}
+
+/// Largest manifest accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 256 << 10;
+/// Deepest nesting of flow collections (`[…]`, `{…}`) in a manifest. Deeper flow nesting makes
+/// the YAML parser's work grow faster than the text; block nesting is bounded by the parser.
+pub const MAX_MANIFEST_NESTING: usize = 32;
+
+/// Refuses manifests over the size limit or nesting flow collections deeper than the limit,
+/// before the YAML parser sees them. Brackets inside quoted scalars and comments do not count.
+fn check_limits(text: &str) -> Result<(), ManifestError> {
+    if text.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::OverLimit(format!(
+            "the manifest is {} bytes; the limit is {MAX_MANIFEST_BYTES} bytes",
+            text.len()
+        )));
+    }
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    let mut escaped = false;
+    for (line, bytes) in text.split('\n').enumerate() {
+        let mut previous = b' ';
+        for &byte in bytes.as_bytes() {
+            match quote {
+                Some(b'"') if escaped => escaped = false,
+                Some(b'"') if byte == b'\\' => escaped = true,
+                Some(open) if byte == open => quote = None,
+                Some(_) => {}
+                None => match byte {
+                    b'#' if previous.is_ascii_whitespace() => break,
+                    b'\'' | b'"' if b" \t:[{,-".contains(&previous) => quote = Some(byte),
+                    b'[' | b'{' => {
+                        depth += 1;
+                        if depth > MAX_MANIFEST_NESTING {
+                            return Err(ManifestError::OverLimit(format!(
+                                "line {}: flow collections (`[`, `{{`) nest deeper than \
+                                 {MAX_MANIFEST_NESTING} levels",
+                                line + 1
+                            )));
+                        }
+                    }
+                    b']' | b'}' => depth = depth.saturating_sub(1),
+                    _ => {}
+                },
+            }
+            previous = byte;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +149,7 @@ fn parse_as<T: serde::de::DeserializeOwned>(
 
 /// Parses a YAML or JSON dataset manifest of either form.
 pub fn parse_dataset_manifest(text: &str) -> Result<DatasetDefinition, ManifestError> {
+    check_limits(text)?;
     let value: serde_json::Value =
         serde_yaml::from_str(text).map_err(|error| ManifestError::Syntax(error.to_string()))?;
     let Some(object) = value.as_object() else {

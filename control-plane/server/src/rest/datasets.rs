@@ -19,7 +19,14 @@ use crate::services::datasets::{DatasetView, Lineage, RoleView};
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
-        .route("/datasets", post(create_dataset).get(list_datasets))
+        .route(
+            "/datasets",
+            post(create_dataset)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    weir_odf::manifest::MAX_MANIFEST_BYTES,
+                ))
+                .get(list_datasets),
+        )
         .route(
             "/datasets/{owner}/{name}",
             get(get_dataset).delete(delete_dataset),

@@ -150,8 +150,13 @@ impl DatasetService {
                 owner.name
             )));
         }
-        let mut definition = weir_odf::manifest::parse_dataset_manifest(manifest)
-            .map_err(|error| ServiceError::InvalidInput(format!("manifest: {error}")))?;
+        // Parsing is CPU work that grows with the text: keep it off the async workers.
+        let text = manifest.to_string();
+        let mut definition =
+            tokio::task::spawn_blocking(move || weir_odf::manifest::parse_dataset_manifest(&text))
+                .await
+                .map_err(ServiceError::internal)?
+                .map_err(|error| ServiceError::InvalidInput(format!("manifest: {error}")))?;
         let account: AccountName = owner.name.parse().map_err(ServiceError::internal)?;
         self.resolve_transform_inputs(caller, &account, &mut definition)
             .await?;

@@ -1,0 +1,137 @@
+//! Hardening: manifests are bounded (size, flow nesting) and parsed off the async workers; every
+//! error answer is JSON in the `{"error","message"}` shape, whoever produced it.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_manifests_are_refused_quickly() {
+    let node = start(None).await;
+    let create = |manifest: String| {
+        let node = &node;
+        async move { node.create_dataset(&node.admin, &manifest).await }
+    };
+    let deep_flow = format!("{}1{}", "{a: ".repeat(40_000), "}".repeat(40_000));
+    let started = std::time::Instant::now();
+    let answer = create(format!(
+        "{MANIFEST}    - kind: SetInfo\n      keywords: {deep_flow}\n"
+    ))
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "nest deeper than 32",
+    );
+    let deep_sequence = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+    let answer = create(deep_sequence).await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input", "line 1");
+    let mut deep_block = String::new();
+    for level in 0..300 {
+        deep_block.push_str(&format!("{}a:\n", " ".repeat(level)));
+    }
+    let answer = create(deep_block).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "manifest",
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refusals took {:?}",
+        started.elapsed()
+    );
+    let answer = create(format!("{MANIFEST}# {}\n", "x".repeat(300 << 10))).await;
+    assert_error(
+        &answer,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        "length limit",
+    );
+
+    // Brackets in quoted scalars and comments do not count; ordinary manifests pass.
+    let quoted = format!(
+        "{MANIFEST}      keywords: ['{}', \"{}\"] # {}\n",
+        "[".repeat(50),
+        "{".repeat(50),
+        "[".repeat(50)
+    );
+    let answer = create(quoted).await;
+    assert_eq!(answer.0, StatusCode::CREATED, "{}", answer.1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answer_is_json() {
+    let node = start(None).await;
+    let cases = [
+        (
+            Method::GET,
+            "/datasets?bogus=1".to_string(),
+            StatusCode::BAD_REQUEST,
+            "bogus",
+        ),
+        (
+            Method::GET,
+            "/datasets?limit=-x".to_string(),
+            StatusCode::BAD_REQUEST,
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/no/such/route".to_string(),
+            StatusCode::NOT_FOUND,
+            "Not Found",
+        ),
+        (
+            Method::DELETE,
+            "/openapi.json".to_string(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method",
+        ),
+        (
+            Method::GET,
+            format!("/datasets?search={}", "a".repeat(20_000)),
+            StatusCode::URI_TOO_LONG,
+            "limit",
+        ),
+    ];
+    for (method, path, status, needle) in cases {
+        let response = node
+            .client
+            .request(method.clone(), format!("{}{path}", node.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            status,
+            "{method} {}",
+            &path[..path.len().min(60)]
+        );
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{method} {path}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{method}: {message}");
+    }
+    let answer = node
+        .call(
+            Method::POST,
+            "/graphql",
+            None,
+            Some((
+                "application/json",
+                format!("{{\"query\": \"{}\"}}", " ".repeat(3 << 20)),
+            )),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(answer.1["message"].is_string(), "{}", answer.1);
+}
