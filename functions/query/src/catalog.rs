@@ -1,8 +1,10 @@
 //! Datasets as SQL tables: `"account/name"` (or `"name"` in the default account), resolved lazily
 //! when a query names them, at their head or at a pinned block.
 //!
-//! Table sources (schema + data files) are cached by block hash: a block never changes, so the
-//! cache never goes stale; only the head lookup is repeated per query. Data files are
+//! Table sources (schema + data files) are cached by dataset and block hash: a block never
+//! changes, so the cache never goes stale; only the head lookup is repeated per query. The
+//! dataset is part of the key because an entry is made only once the block was found in that
+//! dataset's chain: a block hash alone says nothing about which dataset may be read through it. Data files are
 //! content-addressed and immutable too, so their listings, Parquet footers and statistics are
 //! cached across queries (`file_caches`).
 
@@ -21,6 +23,9 @@ use weir_function_runtime::{AccessDecision, AccessPolicy, Caller, DatasetAction,
 
 use crate::error::QueryError;
 
+/// Most table sources kept; each holds a schema and a list of files.
+const MAX_CACHED_SOURCES: usize = 4096;
+
 /// A dataset a query read, with the block it read at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsedDataset {
@@ -34,7 +39,7 @@ pub struct QueryCatalog {
     pub default_account: AccountName,
     /// Who may read what; `OpenAccess` when the function runs without a control plane.
     pub access: Arc<dyn AccessPolicy>,
-    sources: Mutex<HashMap<Multihash, Arc<TableSource>>>,
+    sources: Mutex<HashMap<(DatasetId, Multihash), Arc<TableSource>>>,
     /// DataFusion's file caches, shared by every query's runtime.
     pub file_caches: Arc<CacheManager>,
 }
@@ -117,7 +122,8 @@ impl QueryCatalog {
                 None => return Err(QueryError::DatasetNotFound(alias.to_string())),
             },
         };
-        if let Some(source) = self.sources.lock().expect("cache lock").get(&block) {
+        let key = (*id, block);
+        if let Some(source) = self.sources.lock().expect("cache lock").get(&key) {
             return Ok(source.clone());
         }
         let blocks = match dataset.blocks_from(&block).await {
@@ -149,10 +155,14 @@ impl QueryCatalog {
             }
             Err(error) => return Err(internal(error.to_string())),
         };
-        self.sources
-            .lock()
-            .expect("cache lock")
-            .insert(block, source.clone());
+        let mut sources = self.sources.lock().expect("cache lock");
+        if sources.len() >= MAX_CACHED_SOURCES {
+            // Old heads are rarely read again; any entry may go.
+            if let Some(evicted) = sources.keys().next().copied() {
+                sources.remove(&evicted);
+            }
+        }
+        sources.insert(key, source.clone());
         Ok(source)
     }
 }
