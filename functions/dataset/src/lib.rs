@@ -25,4 +25,5 @@ pub use config::StorageConfig;
 pub use dataset::{ChainSnapshot, CommitResult, Dataset};
 pub use error::{CommitError, SliceError, StorageError};
 pub use registry::CreateDatasetError;
+pub use sha3_asm::Sha3_256;
 pub use store::{DatasetStore, HeadRef, S3Settings};

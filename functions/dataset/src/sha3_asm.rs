@@ -17,6 +17,10 @@ impl Sha3_256 {
         hasher.finish()
     }
 
+    pub fn update(&mut self, data: &[u8]) {
+        keccak_asm::Digest::update(&mut self.0, data);
+    }
+
     pub fn finish(self) -> [u8; 32] {
         keccak_asm::Digest::finalize(self.0).into()
     }
@@ -30,7 +34,7 @@ impl OutputSizeUser for Sha3_256 {
 
 impl Update for Sha3_256 {
     fn update(&mut self, data: &[u8]) {
-        keccak_asm::Digest::update(&mut self.0, data);
+        Sha3_256::update(self, data);
     }
 }
 

@@ -48,6 +48,13 @@ pub enum IngestError {
     Unsupported(String),
     #[error("dataset is being written concurrently; gave up after {attempts} attempts")]
     TooManyConflicts { attempts: u32 },
+    #[error("invalid `Idempotency-Key` header: {0}")]
+    BadIdempotencyKey(String),
+    #[error(
+        "idempotency key `{key}` was already used for a different request to this dataset; \
+         use a new key for a new request"
+    )]
+    IdempotencyKeyReused { key: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -91,7 +98,9 @@ impl From<IngestError> for ApiError {
             | IngestError::BadEventTimeHeader(_)
             | IngestError::Preprocess(_)
             | IngestError::Merge(_)
-            | IngestError::Unsupported(_) => ErrorKind::InvalidInput,
+            | IngestError::Unsupported(_)
+            | IngestError::BadIdempotencyKey(_) => ErrorKind::InvalidInput,
+            IngestError::IdempotencyKeyReused { .. } => ErrorKind::Unprocessable,
             IngestError::UnsupportedMediaType(_) => ErrorKind::UnsupportedMediaType,
             IngestError::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             IngestError::TooManyConflicts { .. } => ErrorKind::Conflict,

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod merge;
 pub mod preprocess;
 pub mod read;

@@ -31,6 +31,31 @@ pub fn router(context: Arc<IngestContext>) -> Router {
     weir_function_runtime::with_json_errors(router)
 }
 
+/// Longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The `Idempotency-Key` header: absent, or 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let bad = |message: &str| IngestError::BadIdempotencyKey(message.to_string());
+    let key = value
+        .to_str()
+        .map_err(|_| bad("it must be visible ASCII characters"))?
+        .trim();
+    if key.is_empty() {
+        return Err(bad("it is empty; send a unique key per request, or none"));
+    }
+    if key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(bad(&format!(
+            "it is {} characters long; the limit is {MAX_IDEMPOTENCY_KEY}",
+            key.len()
+        )));
+    }
+    Ok(Some(key.to_string()))
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
@@ -69,7 +94,7 @@ async fn ingest(
         source_name: query.source_name,
         format,
         event_time,
-        idempotency_key: header(&headers, "idempotency-key").map(str::to_string),
+        idempotency_key: idempotency_key(&headers)?,
     };
     let mut received = 0u64;
     let stream = body.into_data_stream().map(move |chunk| {

@@ -19,8 +19,8 @@ use weir_dataset::slices::{
 };
 use weir_dataset::{ChainSnapshot, CommitError, Dataset, DatasetStore};
 use weir_odf::{
-    AccountName, AddData, DataSchema, DataSlice, DatasetName, ExtraAttributes, MergeStrategy,
-    MetadataEvent, Multihash, OffsetInterval, SetDataSchema,
+    AccountName, AddData, DataSchema, DataSlice, DatasetName, MergeStrategy, MetadataEvent,
+    Multihash, OffsetInterval, SetDataSchema,
 };
 
 use weir_function_runtime::{
@@ -29,11 +29,12 @@ use weir_function_runtime::{
 
 use crate::config::IngestConfig;
 use crate::error::IngestError;
+use crate::idempotency::Idempotency;
 use crate::merge::{MergeInput, merge, merges_per_batch};
 use crate::read::{MediaFormat, read_body};
 use crate::records::{DatasetColumns, check_same_schema, schema_with_event_time, with_event_time};
 use crate::sink::{CollectSink, SlicePlacement, SliceSink};
-use crate::source::{IDEMPOTENCY_KEY_ATTRIBUTE, find_previous_ingest, push_target};
+use crate::source::{find_previous_ingest, push_target};
 
 /// Everything the ingest function builds once per cold start.
 pub struct IngestContext {
@@ -114,12 +115,15 @@ impl IngestContext {
     {
         let dataset = self.resolve(&request).await?;
         let chain = load_chain(&dataset).await?;
-        if let Some(previous) = request
-            .idempotency_key
-            .as_deref()
-            .and_then(|key| find_previous_ingest(&chain, key))
+        let idempotency = Idempotency::of(&request);
+        let body = Idempotency::tap(idempotency.as_ref(), body);
+        if let Some(idempotency) = &idempotency
+            && let Some(previous) =
+                find_previous_ingest(&chain, &idempotency.key, &idempotency.scope)
         {
-            return Ok(replayed(previous));
+            // The same key again: the same request is answered as the first time.
+            crate::idempotency::drain(body).await?;
+            return idempotency.replay(previous);
         }
         let target = push_target(&chain)?;
         let source = target
@@ -167,7 +171,15 @@ impl IngestContext {
             None => SliceData::Stored,
         };
         let outcome = self
-            .commit_with_retries(&dataset, &request, &source.merge, chain, input, written)
+            .commit_with_retries(
+                &dataset,
+                &request,
+                idempotency.as_ref(),
+                &source.merge,
+                chain,
+                input,
+                written,
+            )
             .await;
         // Removing what a commit already moved is a no-op.
         if outcome.is_err()
@@ -184,6 +196,7 @@ impl IngestContext {
         &self,
         dataset: &Dataset,
         request: &IngestRequest,
+        idempotency: Option<&Idempotency>,
         strategy: &MergeStrategy,
         mut chain: ChainSnapshot,
         input: MergeInputRecords,
@@ -244,14 +257,7 @@ impl IngestContext {
                 (Some(previous), Some(new)) => Some(previous.max(new)),
                 (previous, new) => previous.or(new),
             };
-            let extra = request.idempotency_key.as_ref().map(|key| {
-                let mut attributes = ExtraAttributes::default();
-                attributes.0.insert(
-                    IDEMPOTENCY_KEY_ATTRIBUTE.to_string(),
-                    serde_json::Value::String(key.clone()),
-                );
-                attributes
-            });
+            let extra = idempotency.map(Idempotency::extra);
             events.push(MetadataEvent::AddData(AddData {
                 prev_checkpoint: chain.state.last_checkpoint().copied(),
                 prev_offset: chain.state.last_offset(),
@@ -310,12 +316,11 @@ impl IngestContext {
                     written = Some((slice, placement));
                     tokio::time::sleep(backoff(attempt)).await;
                     chain = load_chain(dataset).await?;
-                    if let Some(previous) = request
-                        .idempotency_key
-                        .as_deref()
-                        .and_then(|key| find_previous_ingest(&chain, key))
+                    if let Some(idempotency) = idempotency
+                        && let Some(previous) =
+                            find_previous_ingest(&chain, &idempotency.key, &idempotency.scope)
                     {
-                        return Ok(replayed(previous));
+                        return idempotency.replay(previous);
                     }
                 }
                 Err(error) => return Err(error.into()),
@@ -458,18 +463,6 @@ fn unchanged(chain: &ChainSnapshot) -> IngestResponse {
 
 async fn load_chain(dataset: &Dataset) -> Result<ChainSnapshot, IngestError> {
     dataset.load_chain(None).await.map_err(IngestError::from)
-}
-
-fn replayed(previous: crate::source::PreviousIngest) -> IngestResponse {
-    IngestResponse {
-        old_head: previous.old_head,
-        new_head: Some(previous.new_head),
-        num_records: previous
-            .offset_interval
-            .as_ref()
-            .map_or(0, OffsetInterval::len),
-        offset_interval: previous.offset_interval,
-    }
 }
 
 fn backoff(attempt: u32) -> Duration {

@@ -10,6 +10,12 @@ use crate::error::IngestError;
 
 /// Extension attribute recording the `Idempotency-Key` of the request that added the data.
 pub const IDEMPOTENCY_KEY_ATTRIBUTE: &str = "weir.dev/idempotencyKey";
+/// Extension attribute recording whose key it was: the caller's account id, or `anonymous`.
+/// Keys are scoped per account and dataset.
+pub const IDEMPOTENCY_SCOPE_ATTRIBUTE: &str = "weir.dev/idempotencyScope";
+/// Extension attribute recording the SHA3-256 of the request (`RequestDigest`), so that a key
+/// reused for a different request is told apart from a retry.
+pub const REQUEST_HASH_ATTRIBUTE: &str = "weir.dev/requestHash";
 
 pub struct PushTarget {
     pub kind: DatasetKind,
@@ -22,6 +28,8 @@ pub struct PreviousIngest {
     pub old_head: Option<Multihash>,
     pub new_head: Multihash,
     pub offset_interval: Option<OffsetInterval>,
+    /// The request's hash, when the block recorded one.
+    pub request_hash: Option<String>,
 }
 
 pub fn push_target(chain: &ChainSnapshot) -> Result<PushTarget, IngestError> {
@@ -85,10 +93,15 @@ impl PushTarget {
     }
 }
 
-/// Finds the AddData block a request with `key` committed. A request that also set the schema
+/// Finds the AddData block a request with `key` from `scope` committed (blocks without a
+/// recorded scope match any). A request that also set the schema
 /// committed a SetDataSchema block just before it, at the same system time; the head before the
 /// request is then that block's predecessor.
-pub fn find_previous_ingest(chain: &ChainSnapshot, key: &str) -> Option<PreviousIngest> {
+pub fn find_previous_ingest(
+    chain: &ChainSnapshot,
+    key: &str,
+    scope: &str,
+) -> Option<PreviousIngest> {
     let blocks = &chain.blocks;
     blocks
         .iter()
@@ -97,13 +110,11 @@ pub fn find_previous_ingest(chain: &ChainSnapshot, key: &str) -> Option<Previous
             let MetadataEvent::AddData(add_data) = &block.event else {
                 return None;
             };
-            let recorded = add_data
-                .extra
-                .as_ref()?
-                .0
-                .get(IDEMPOTENCY_KEY_ATTRIBUTE)?
-                .as_str()?;
-            if recorded != key {
+            let extra = &add_data.extra.as_ref()?.0;
+            let text = |name: &str| extra.get(name).and_then(|value| value.as_str());
+            if text(IDEMPOTENCY_KEY_ATTRIBUTE)? != key
+                || text(IDEMPOTENCY_SCOPE_ATTRIBUTE).is_some_and(|recorded| recorded != scope)
+            {
                 return None;
             }
             let old_head = match blocks.get(index + 1) {
@@ -122,6 +133,7 @@ pub fn find_previous_ingest(chain: &ChainSnapshot, key: &str) -> Option<Previous
                     .new_data
                     .as_ref()
                     .map(|slice| slice.offset_interval.clone()),
+                request_hash: text(REQUEST_HASH_ATTRIBUTE).map(str::to_string),
             })
         })
 }

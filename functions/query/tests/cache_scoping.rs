@@ -123,7 +123,10 @@ async fn a_private_head_hash_does_not_open_it_through_another_alias() {
         let body = answer.text().await.unwrap();
         assert_eq!(status, 400, "{body}");
         assert!(body.contains("not in the chain"), "{body}");
-        assert!(!body.contains("password") && !body.contains("hunter2"), "{body}");
+        assert!(
+            !body.contains("password") && !body.contains("hunter2"),
+            "{body}"
+        );
     }
     // And the secret itself stays hidden.
     let answer = client

@@ -12,6 +12,9 @@ pub enum ErrorKind {
     NotFound,
     Forbidden,
     Conflict,
+    /// Well-formed but contradicting what was done before (an idempotency key reused with
+    /// another request): 422.
+    Unprocessable,
     PayloadTooLarge,
     UnsupportedMediaType,
     Retryable,
@@ -26,6 +29,7 @@ impl ErrorKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::Conflict => StatusCode::CONFLICT,
+            Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Retryable => StatusCode::SERVICE_UNAVAILABLE,
@@ -40,6 +44,7 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Forbidden => "forbidden",
             Self::Conflict => "conflict",
+            Self::Unprocessable => "unprocessable",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Retryable => "retryable",
