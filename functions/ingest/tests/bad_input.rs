@@ -78,6 +78,14 @@ async fn malformed_csv_names_the_line() {
 }
 
 #[tokio::test]
+async fn unclosed_csv_quote_names_the_line_it_opened_on() {
+    let harness = harness().await;
+    // Before, the records after the quote were swallowed into one field: 200 with 1 record.
+    let body = "event_time,city,population\n2024-01-01T00:00:00Z,A,10\n2024-01-01T00:00:00Z,\"B,20\n2024-01-01T00:00:00Z,C,30\n2024-01-01T00:00:00Z,D,40\n";
+    assert_rejected(&harness, "/alice/cities/ingest", CSV, body, 400, "line 3").await;
+}
+
+#[tokio::test]
 async fn value_not_matching_schema_names_the_column() {
     let harness = harness().await;
     let body = "event_time,city,population\n2024-01-01T00:00:00Z,A,many\n";

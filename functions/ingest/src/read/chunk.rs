@@ -63,6 +63,14 @@ impl Chunker {
         blocks
     }
 
+    /// The body line (1-based) where a quoted field opened that the body never closed.
+    pub fn unclosed_quote_line(&self) -> Option<u64> {
+        match &self.boundaries {
+            RecordBoundaries::Csv(scanner) => scanner.unclosed_quote_line(),
+            RecordBoundaries::Lines => None,
+        }
+    }
+
     /// Everything not handed out yet (the last records, possibly without a final newline).
     pub fn finish(&mut self) -> Block {
         self.pending = 0;
@@ -87,6 +95,10 @@ pub struct CsvScanner {
     quote: u8,
     escape: Option<u8>,
     state: CsvState,
+    /// Newlines seen so far (inside quoted fields too): physical lines of the body.
+    newlines: u64,
+    /// The 1-based line where the open quoted field started.
+    quote_line: u64,
 }
 
 impl CsvScanner {
@@ -96,7 +108,15 @@ impl CsvScanner {
             quote,
             escape,
             state: CsvState::StartField,
+            newlines: 0,
+            quote_line: 0,
         }
+    }
+
+    /// The line where a quoted field opened, if the bytes so far end inside it.
+    pub fn unclosed_quote_line(&self) -> Option<u64> {
+        matches!(self.state, CsvState::InQuoted | CsvState::EscapeInQuoted)
+            .then_some(self.quote_line)
     }
 
     /// Position of the last newline in `bytes` that ends a record, carrying the state over.
@@ -119,6 +139,7 @@ impl CsvScanner {
                         return last;
                     }
                     Some(found) if rest[found] == b'\n' => {
+                        self.newlines += 1;
                         last = Some(index + found);
                         self.state = CsvState::StartField;
                         index += found + 1;
@@ -132,6 +153,7 @@ impl CsvScanner {
                             matches!(rest[found - 1], b'\r') || rest[found - 1] == self.delimiter
                         };
                         self.state = if at_field_start {
+                            self.quote_line = self.newlines + 1;
                             CsvState::InQuoted
                         } else {
                             CsvState::InField
@@ -142,6 +164,7 @@ impl CsvScanner {
                 }
             }
             let byte = bytes[index];
+            self.newlines += u64::from(byte == b'\n');
             self.state = match self.state {
                 CsvState::InQuoted if byte == self.quote => CsvState::QuoteInQuoted,
                 CsvState::InQuoted if Some(byte) == self.escape => CsvState::EscapeInQuoted,
@@ -191,6 +214,16 @@ mod tests {
         // csv-core reads `5"6` as a literal field: the newline after it ends the record.
         let text = "5\"6,a\n\"x\ny\",b\n";
         assert_eq!(csv_boundaries(text), vec![5, 13]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_names_the_line_it_opened_on() {
+        let mut scanner = CsvScanner::new(b',', b'"', None);
+        scanner.last_boundary(b"a,b\n1,\"x\ny\"\n2,\"open\n3,4\n5,6\n");
+        assert_eq!(scanner.unclosed_quote_line(), Some(4));
+        let mut closed = CsvScanner::new(b',', b'"', None);
+        closed.last_boundary(b"a,\"b\"\n1,\"x\"");
+        assert_eq!(closed.unclosed_quote_line(), None);
     }
 
     #[test]

@@ -222,6 +222,15 @@ impl StreamedBody {
         } else if !self.saw_data && self.csv.is_none() {
             return Err(IngestError::EmptyBody);
         }
+        if let Some(line) = self.chunker.unclosed_quote_line() {
+            return Err(IngestError::Malformed {
+                format: "CSV",
+                message: format!(
+                    "line {line}: a quoted field opens here and is never closed (every \
+                     record after it would be read into that field)"
+                ),
+            });
+        }
         Ok(self.chunker.finish())
     }
 
