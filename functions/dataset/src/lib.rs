@@ -20,6 +20,7 @@ mod slice_writer;
 pub mod slices;
 pub mod store;
 pub mod table;
+pub mod temporal;
 
 pub use config::StorageConfig;
 pub use dataset::{ChainSnapshot, CommitResult, Dataset};

@@ -38,6 +38,14 @@ pub enum IngestError {
     },
     #[error("invalid value: {0}")]
     BadValue(String),
+    /// A value of one record that does not fit its column; `record` is 1-based, counted in the
+    /// batch it was found in until `after` places it in the body.
+    #[error("invalid value: record {record}: column `{column}`: {message}")]
+    BadRecord {
+        record: u64,
+        column: String,
+        message: String,
+    },
     #[error("invalid `odf-event-time` header `{0}`: expected an RFC 3339 timestamp")]
     BadEventTimeHeader(String),
     #[error("preprocess query failed: {0}")]
@@ -57,6 +65,40 @@ pub enum IngestError {
     IdempotencyKeyReused { key: String },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl IngestError {
+    /// Places a record error of a batch in the body, given the records before the batch.
+    pub fn after(self, records_before: u64) -> Self {
+        match self {
+            Self::BadRecord {
+                record,
+                column,
+                message,
+            } => Self::BadRecord {
+                record: record + records_before,
+                column,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+/// Applies `shape` to each batch, naming records by their place among all the batches.
+pub fn each_numbered<T>(
+    batches: &[arrow::array::RecordBatch],
+    mut shape: impl FnMut(&arrow::array::RecordBatch) -> Result<T, IngestError>,
+) -> Result<Vec<T>, IngestError> {
+    let mut before = 0u64;
+    batches
+        .iter()
+        .map(|batch| {
+            let shaped = shape(batch).map_err(|error| error.after(before))?;
+            before += batch.num_rows() as u64;
+            Ok(shaped)
+        })
+        .collect()
 }
 
 impl From<StorageError> for IngestError {
@@ -95,6 +137,7 @@ impl From<IngestError> for ApiError {
             | IngestError::EmptyBody
             | IngestError::Malformed { .. }
             | IngestError::BadValue(_)
+            | IngestError::BadRecord { .. }
             | IngestError::BadEventTimeHeader(_)
             | IngestError::Preprocess(_)
             | IngestError::Merge(_)

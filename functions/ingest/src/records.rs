@@ -35,10 +35,12 @@ pub fn with_event_time(
             let cast = cast(column, &timestamp_type()).map_err(|error| {
                 IngestError::BadValue(format!("column `{EVENT_TIME_COLUMN}`: {error}"))
             })?;
-            if cast.null_count() > column.null_count() {
-                return Err(IngestError::BadValue(format!(
-                    "column `{EVENT_TIME_COLUMN}`: values are not timestamps"
-                )));
+            if let Some(row) = crate::read::first_lost_in_cast(column, &cast) {
+                return Err(IngestError::BadRecord {
+                    record: row as u64 + 1,
+                    column: EVENT_TIME_COLUMN.to_string(),
+                    message: "the value is not a timestamp in years 1–9999".to_string(),
+                });
             }
             if cast.null_count() > 0 {
                 return Err(IngestError::BadValue(format!(
@@ -58,8 +60,10 @@ pub fn with_event_time(
             columns.push(column.clone());
         }
     }
-    RecordBatch::try_new(schema_with_event_time(&schema), columns)
-        .map_err(|error| IngestError::BadValue(error.to_string()))
+    let batch = RecordBatch::try_new(schema_with_event_time(&schema), columns)
+        .map_err(|error| IngestError::BadValue(error.to_string()))?;
+    crate::read::check_temporal_ranges(&batch)?;
+    Ok(batch)
 }
 
 /// The schema `with_event_time` gives records of `schema`.

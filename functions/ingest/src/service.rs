@@ -157,10 +157,9 @@ impl IngestContext {
                 }
                 None => (schema, batches),
             };
-            let batches = batches
-                .iter()
-                .map(|batch| with_event_time(batch, default_event_time))
-                .collect::<Result<Vec<_>, _>>()?;
+            let batches = crate::error::each_numbered(&batches, |batch| {
+                with_event_time(batch, default_event_time)
+            })?;
             let schema = schema_with_event_time(&schema);
             (MergeInputRecords::Read { schema, batches }, None)
         };
@@ -349,10 +348,8 @@ impl IngestContext {
         let (schema, batches) = match dataset_schema {
             Some(existing) => {
                 let columns = DatasetColumns::new(existing, &schema, keep_op)?;
-                let batches = batches
-                    .iter()
-                    .map(|batch| columns.conform(batch))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let batches =
+                    crate::error::each_numbered(&batches, |batch| columns.conform(batch))?;
                 (columns.schema().clone(), batches)
             }
             None => (schema, batches),

@@ -32,15 +32,46 @@ fn internal(error: impl std::fmt::Display) -> QueryError {
     QueryError::Internal(error.to_string())
 }
 
+/// Batches whose every value text encodings can write: temporal values no calendar holds (and,
+/// for JSON, NaN and infinities) become null instead of failing the whole response.
+fn writable(batches: &[RecordBatch], json: bool) -> Result<Vec<RecordBatch>, QueryError> {
+    batches
+        .iter()
+        .map(|batch| {
+            let mut columns = batch.columns().to_vec();
+            let mut changed = false;
+            for column in &mut columns {
+                if let Some(fixed) = weir_dataset::temporal::unrepresentable_to_null(column, json) {
+                    *column = fixed;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(batch.clone());
+            }
+            // Nulls may now sit in columns the schema calls non-nullable.
+            let fields: Vec<_> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|field| field.as_ref().clone().with_nullable(true))
+                .collect();
+            let schema = std::sync::Arc::new(arrow::datatypes::Schema::new(fields));
+            RecordBatch::try_new(schema, columns).map_err(internal)
+        })
+        .collect()
+}
+
 fn rows_as_objects(
     batches: &[RecordBatch],
 ) -> Result<Vec<serde_json::Map<String, Value>>, QueryError> {
+    let batches = writable(batches, true)?;
     let mut buffer = Vec::new();
     {
         let mut writer = arrow::json::WriterBuilder::new()
             .with_explicit_nulls(true)
             .build::<_, arrow::json::writer::JsonArray>(&mut buffer);
-        for batch in batches {
+        for batch in &batches {
             writer.write(batch).map_err(internal)?;
         }
         writer.finish().map_err(internal)?;
@@ -90,12 +121,13 @@ pub fn encode_data(
             Ok(Value::Object(columns))
         }
         DataFormat::NdJson => {
+            let batches = writable(batches, true)?;
             let mut buffer = Vec::new();
             {
                 let mut writer = arrow::json::WriterBuilder::new()
                     .with_explicit_nulls(true)
                     .build::<_, arrow::json::writer::LineDelimited>(&mut buffer);
-                for batch in batches {
+                for batch in &batches {
                     writer.write(batch).map_err(internal)?;
                 }
                 writer.finish().map_err(internal)?;
@@ -103,6 +135,7 @@ pub fn encode_data(
             Ok(Value::String(String::from_utf8(buffer).map_err(internal)?))
         }
         DataFormat::Csv => {
+            let batches = writable(batches, false)?;
             let mut buffer = Vec::new();
             {
                 let mut writer = arrow::csv::WriterBuilder::new()
@@ -113,7 +146,7 @@ pub fn encode_data(
                         .write(&RecordBatch::new_empty(schema.clone()))
                         .map_err(internal)?;
                 }
-                for batch in batches {
+                for batch in &batches {
                     writer.write(batch).map_err(internal)?;
                 }
             }
@@ -162,4 +195,64 @@ pub fn parquet_file(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes
         writer.close().map_err(internal)?;
     }
     Ok(Bytes::from(buffer))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Date32Array, Float64Array, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    use super::*;
+
+    /// Values no chrono date can hold, and floats JSON cannot spell.
+    fn hostile_batch() -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("day", DataType::Date32, true),
+            Field::new("x", DataType::Float64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(
+                    TimestampMillisecondArray::from(vec![Some(i64::MAX), Some(0), Some(i64::MIN)])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(Date32Array::from(vec![
+                    Some(i32::MAX),
+                    Some(0),
+                    Some(i32::MIN),
+                ])),
+                Arc::new(Float64Array::from(vec![
+                    Some(f64::NAN),
+                    Some(f64::INFINITY),
+                    Some(1.5),
+                ])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_encoding_answers_whatever_the_values() {
+        let batch = hostile_batch();
+        for format in [
+            DataFormat::JsonAoS,
+            DataFormat::JsonSoA,
+            DataFormat::JsonAoA,
+            DataFormat::NdJson,
+            DataFormat::Csv,
+        ] {
+            let value = encode_data(format, &batch.schema(), std::slice::from_ref(&batch))
+                .unwrap_or_else(|error| panic!("{format:?}: {error}"));
+            let text = value.to_string();
+            assert!(text.contains("1.5"), "{format:?}: {text}");
+        }
+    }
 }

@@ -305,9 +305,17 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, I
                 field.name()
             ))
         })?;
-        let column = arrow::compute::cast(column, field.data_type()).map_err(|error| {
+        let cast = arrow::compute::cast(column, field.data_type()).map_err(|error| {
             IngestError::BadValue(format!("column `{}`: {error}", field.name()))
         })?;
+        if let Some(row) = first_lost_in_cast(column, &cast) {
+            return Err(IngestError::BadRecord {
+                record: row as u64 + 1,
+                column: field.name().clone(),
+                message: format!("the value does not fit type {}", field.data_type()),
+            });
+        }
+        let column = cast;
         if !field.is_nullable() && column.null_count() > 0 {
             return Err(IngestError::BadValue(format!(
                 "column `{}` must not contain nulls",
@@ -317,6 +325,34 @@ pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, I
         columns.push(column);
     }
     let relaxed: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    RecordBatch::try_new(Arc::new(Schema::new(relaxed)), columns)
-        .map_err(|error| IngestError::BadValue(error.to_string()))
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(relaxed)), columns)
+        .map_err(|error| IngestError::BadValue(error.to_string()))?;
+    check_temporal_ranges(&batch)?;
+    Ok(batch)
+}
+
+/// The first row a cast turned into null (its value does not fit the new type).
+pub fn first_lost_in_cast(
+    before: &dyn arrow::array::Array,
+    after: &dyn arrow::array::Array,
+) -> Option<usize> {
+    if after.null_count() == before.null_count() {
+        return None;
+    }
+    (0..after.len()).find(|&row| after.is_null(row) && before.is_valid(row))
+}
+
+/// Timestamps and dates stay within years 1–9999: what RFC 3339 writes and any ODF reader
+/// holds. The error names the record (within the batch) and the column.
+pub fn check_temporal_ranges(batch: &RecordBatch) -> Result<(), IngestError> {
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let Some(row) = weir_dataset::temporal::first_outside_years_1_to_9999(column.as_ref()) {
+            return Err(IngestError::BadRecord {
+                record: row as u64 + 1,
+                column: field.name().clone(),
+                message: "the value lies outside years 1–9999".to_string(),
+            });
+        }
+    }
+    Ok(())
 }

@@ -166,8 +166,10 @@ fn run_sink<K: BatchSink>(
             .map_err(|_| IngestError::Internal("a decoding thread stopped".to_string()))?
             .map_err(|error| error.into_ingest_error(records_before))?;
         for batch in batches {
-            records_before += batch.num_rows() as u64;
-            sink.write(batch)?;
+            let rows = batch.num_rows() as u64;
+            sink.write(batch)
+                .map_err(|error| error.after(records_before))?;
+            records_before += rows;
         }
     }
     Err(IngestError::Internal("ingest was cancelled".to_string()))
