@@ -281,6 +281,14 @@ impl Indexer {
     /// database, and the leader's periodic repair.
     pub async fn index_all(&self) -> ServiceResult<IndexReport> {
         let mut report = IndexReport::default();
+        // Creations killed between reserving the name and the first commit free their names.
+        let freed = self
+            .store
+            .roll_back_half_created(weir_dataset::registry::HALF_CREATED_GRACE)
+            .await?;
+        for alias in &freed {
+            tracing::warn!(%alias, "freed the name of a dataset whose creation never finished");
+        }
         for id in self.store.list_datasets().await? {
             match self.index_dataset(&id).await {
                 Ok(blocks) => {

@@ -30,6 +30,11 @@ pub enum CreateDatasetError {
     Internal(String),
 }
 
+/// How long a reserved name may go without a head before the creation counts as abandoned (a
+/// creator killed between reserving the name and committing the first blocks). Creating takes
+/// milliseconds; the margin keeps a slow creation in progress from being rolled back.
+pub const HALF_CREATED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
 fn alias_key(store: &DatasetStore, account: &AccountName, name: &DatasetName) -> Path {
     store
         .root()
@@ -138,13 +143,28 @@ impl DatasetStore {
             ..Default::default()
         };
         let payload = PutPayload::from(Bytes::from(dataset_id.to_did_string()));
-        match self.object_store().put_opts(&key, payload, options).await {
-            Ok(_) => {}
-            Err(object_store::Error::AlreadyExists { .. })
-            | Err(object_store::Error::Precondition { .. }) => {
-                return Err(CreateDatasetError::NameTaken { alias });
+        let mut reclaimed = false;
+        loop {
+            match self
+                .object_store()
+                .put_opts(&key, payload.clone(), options.clone())
+                .await
+            {
+                Ok(_) => break,
+                Err(object_store::Error::AlreadyExists { .. })
+                | Err(object_store::Error::Precondition { .. }) => {
+                    // A name left by a creation that never finished is taken back, once.
+                    if reclaimed
+                        || !self
+                            .roll_back_if_half_created(account, &name, HALF_CREATED_GRACE)
+                            .await?
+                    {
+                        return Err(CreateDatasetError::NameTaken { alias });
+                    }
+                    reclaimed = true;
+                }
+                Err(error) => return Err(StorageError::from(error).into()),
             }
-            Err(error) => return Err(StorageError::from(error).into()),
         }
 
         let dataset = self.dataset(&dataset_id);
@@ -171,6 +191,58 @@ impl DatasetStore {
 }
 
 impl DatasetStore {
+    /// Rolls back the creation of `account/name` if it never finished: the name is reserved but
+    /// the dataset has no head, and the reservation is older than `grace`. Removes the
+    /// reservation and whatever the creation wrote; returns whether it did.
+    pub async fn roll_back_if_half_created(
+        &self,
+        account: &AccountName,
+        name: &DatasetName,
+        grace: std::time::Duration,
+    ) -> Result<bool, StorageError> {
+        let key = alias_key(self, account, name);
+        let reserved = match self.object_store().head(&key).await {
+            Ok(meta) => meta.last_modified,
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
+        let age = Utc::now().signed_duration_since(reserved);
+        if age.to_std().unwrap_or_default() < grace {
+            return Ok(false);
+        }
+        let Some(id) = self.resolve_alias(account, name).await? else {
+            return Ok(false);
+        };
+        if self.dataset(&id).head().await?.is_some() {
+            return Ok(false);
+        }
+        tracing::warn!(dataset_id = %id, account = %account, name = %name,
+            "rolling back a dataset creation that never finished");
+        self.delete_dataset(&id, account, name).await?;
+        Ok(true)
+    }
+
+    /// Rolls back every creation that never finished (see `roll_back_if_half_created`);
+    /// returns the names freed. Run by the control plane's repair loop and reindex.
+    pub async fn roll_back_half_created(
+        &self,
+        grace: std::time::Duration,
+    ) -> Result<Vec<DatasetAlias>, StorageError> {
+        let mut freed = Vec::new();
+        for (alias, _) in self.list_aliases().await? {
+            let Some(account) = alias.account_name.clone() else {
+                continue;
+            };
+            if self
+                .roll_back_if_half_created(&account, &alias.dataset_name, grace)
+                .await?
+            {
+                freed.push(alias);
+            }
+        }
+        Ok(freed)
+    }
+
     /// Moves the alias of `id` from `account/old_name` to `account/new_name`: the new name is
     /// reserved exclusively first, so a taken name leaves everything as it was.
     pub async fn rename_alias(
