@@ -56,6 +56,10 @@ impl Dataset {
         &self.layout
     }
 
+    pub(crate) fn object_store(&self) -> &std::sync::Arc<dyn object_store::ObjectStore> {
+        &self.store.object_store
+    }
+
     pub async fn head(&self) -> Result<Option<HeadRef>, StorageError> {
         self.store.read_head(&self.layout.head()).await
     }
@@ -92,12 +96,27 @@ impl Dataset {
         Ok(blocks)
     }
 
-    /// Loads and validates the chain at the current head (or at `as_of`).
+    /// Waits for this dataset's commit lane: while it is held, no other writer using this store
+    /// places records after the head or commits. Writers in other processes still race through
+    /// the head's compare-and-swap.
+    pub async fn commit_lane(&self) -> crate::lanes::CommitLane {
+        self.store.lanes.enter(&self.id).await
+    }
+
+    /// Loads and validates the chain at the current head (or at `as_of`). At the head, a chain
+    /// loaded before is extended with the blocks added since instead of read again.
     pub async fn load_chain(
         &self,
         as_of: Option<&Multihash>,
     ) -> Result<ChainSnapshot, CommitError> {
         let head = self.head().await?;
+        if as_of.is_none()
+            && let Some(head) = &head
+            && let Some(chain) = self.extend_cached_chain(head).await?
+        {
+            self.store.lanes.cache_chain(&self.id, &chain);
+            return Ok(chain);
+        }
         let start = match (as_of, &head) {
             (Some(hash), _) => Some(*hash),
             (None, Some(head)) => Some(head.hash),
@@ -108,11 +127,54 @@ impl Dataset {
             None => Vec::new(),
         };
         let state = weir_odf::validation::validate_chain(blocks.iter().rev().map(|(h, b)| (h, b)))?;
-        Ok(ChainSnapshot {
+        let chain = ChainSnapshot {
             head,
             blocks,
             state,
-        })
+        };
+        if as_of.is_none() && chain.head.is_some() {
+            self.store.lanes.cache_chain(&self.id, &chain);
+        }
+        Ok(chain)
+    }
+
+    /// The cached chain extended to `head` by the blocks added since, each validated on top of
+    /// the cached state; `None` when nothing is cached or `head` does not descend from it (the
+    /// chain was reset or rewritten).
+    async fn extend_cached_chain(
+        &self,
+        head: &HeadRef,
+    ) -> Result<Option<ChainSnapshot>, CommitError> {
+        let Some(mut cached) = self.store.lanes.cached_chain(&self.id) else {
+            return Ok(None);
+        };
+        let Some(cached_head) = cached.head.as_ref().map(|head| head.hash) else {
+            return Ok(None);
+        };
+        let mut added = Vec::new();
+        let mut next = Some(head.hash);
+        while let Some(hash) = next {
+            if hash == cached_head {
+                break;
+            }
+            let block = self.get_block(&hash).await?;
+            // Older than the cached head: the chain was not extended but replaced.
+            if block.sequence_number <= cached.state.next_sequence_number().saturating_sub(1) {
+                return Ok(None);
+            }
+            next = block.prev_block_hash;
+            added.push((hash, block));
+        }
+        if next.is_none() {
+            return Ok(None);
+        }
+        for (hash, block) in added.iter().rev() {
+            cached.state.append(hash, block)?;
+        }
+        added.append(&mut cached.blocks);
+        cached.blocks = added;
+        cached.head = Some(head.clone());
+        Ok(Some(cached))
     }
 
     pub async fn get_data(&self, physical_hash: &Multihash) -> Result<Bytes, StorageError> {

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod dataset;
 pub mod error;
+pub mod lanes;
 pub mod layout;
 pub mod registry;
 pub mod schema;
@@ -19,6 +20,7 @@ mod slice_output;
 mod slice_writer;
 pub mod slices;
 pub mod store;
+pub mod sweep;
 pub mod table;
 pub mod temporal;
 

@@ -49,6 +49,8 @@ pub(crate) struct StoreInner {
     /// The store DataFusion should resolve `url` with; `None` for local files, which DataFusion
     /// reads through its default `file://` store.
     pub datafusion_store: Option<Arc<dyn ObjectStore>>,
+    /// Commit lanes and cached chains of the datasets this store's users write and read.
+    pub lanes: crate::lanes::DatasetLanes,
 }
 
 /// A place holding many datasets, each under `<root>/<did>/`.
@@ -77,6 +79,7 @@ impl DatasetStore {
                 head_swap,
                 url,
                 datafusion_store,
+                lanes: Default::default(),
             }),
         }
     }

@@ -547,6 +547,125 @@ async fn contract_abandoned_uploads_leave_nothing(store: DatasetStore) {
     );
 }
 
+async fn contract_cached_chains_follow_new_commits(store: DatasetStore) {
+    let (dataset, _) = create_root_dataset(&store).await;
+    for round in 0..3 {
+        append_values(&dataset, &[round], "cached").await;
+        // At the head, a reload extends the cached chain; it must equal a full load.
+        let cached = dataset.load_chain(None).await.unwrap();
+        let head = cached.head.as_ref().unwrap().hash;
+        let full = dataset.load_chain(Some(&head)).await.unwrap();
+        let hashes = |chain: &weir_dataset::ChainSnapshot| {
+            chain.blocks.iter().map(|(hash, _)| *hash).collect::<Vec<_>>()
+        };
+        assert_eq!(hashes(&cached), hashes(&full));
+        assert_eq!(cached.state.last_offset(), full.state.last_offset());
+        assert_eq!(cached.state.next_sequence_number(), full.state.next_sequence_number());
+    }
+}
+
+async fn contract_sweep_removes_only_unreferenced_objects(store: DatasetStore) {
+    use futures::TryStreamExt;
+    let (dataset, _) = create_root_dataset(&store).await;
+    let stale = dataset.load_chain(None).await.unwrap();
+    append_values(&dataset, &[1, 2], "kept").await;
+    // A writer that lost the race: its data object and block stay behind.
+    let slice = prepare_slice(&[user_batch(&[9], "lost", 10)], 0, time(20), None)
+        .unwrap()
+        .unwrap();
+    let SliceData::Memory(bytes) = &slice.data else {
+        panic!("small slices stay in memory");
+    };
+    dataset.put_data(bytes.clone()).await.unwrap();
+    let lost = MetadataEvent::AddData(AddData {
+        prev_checkpoint: None,
+        prev_offset: None,
+        new_data: Some(DataSlice {
+            logical_hash: slice.logical_hash,
+            physical_hash: slice.physical_hash,
+            offset_interval: slice.offset_interval.clone(),
+            size: slice.size,
+        }),
+        new_checkpoint: None,
+        new_watermark: None,
+        new_source_state: None,
+        extra: None,
+    });
+    assert!(matches!(
+        dataset
+            .commit(stale.head.as_ref(), &stale.state, lost, time(20))
+            .await,
+        Err(CommitError::Conflict { .. })
+    ));
+    // And an upload that was never moved under its hash.
+    let staged = write_uploaded_slice(&dataset, 300_000, None).await.unwrap();
+    assert!(matches!(staged.data, SliceData::Staged(_)));
+
+    let list = || async {
+        let prefix = dataset.layout().prefix().clone();
+        let mut keys: Vec<String> = store
+            .object_store()
+            .list(Some(&prefix))
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        keys.sort();
+        keys
+    };
+    let before = list().await;
+    // Within the grace period nothing goes.
+    let report = dataset
+        .sweep_unreferenced(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((report.deleted, report.recent), (0, 3), "{report:?}");
+    assert_eq!(list().await, before);
+    let report = dataset
+        .sweep_unreferenced(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 3, "{report:?}");
+    // What is left is exactly what the chain refers to, plus the head and info.
+    let chain = dataset.load_chain(None).await.unwrap();
+    let mut expected: Vec<String> = vec![dataset.layout().head().to_string()];
+    for (hash, block) in &chain.blocks {
+        expected.push(dataset.layout().block(hash).to_string());
+        if let MetadataEvent::AddData(add) = &block.event
+            && let Some(data) = &add.new_data
+        {
+            expected.push(dataset.layout().data(&data.physical_hash).to_string());
+        }
+    }
+    let left: Vec<String> = list()
+        .await
+        .into_iter()
+        .filter(|key| !key.contains("/info/") && !key.ends_with("refs/.head.lock"))
+        .collect();
+    expected.sort();
+    assert_eq!(left, expected);
+    // And the dataset still reads.
+    let session = SessionContext::new();
+    let table = dataset_table(&session, &store, &dataset, None)
+        .await
+        .unwrap();
+    session.register_table("t", table).unwrap();
+    let batches = session
+        .sql("SELECT sum(value) FROM t")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let total = batches[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(total, 3);
+}
+
 macro_rules! contract_suite {
     ($backend:ident, $make_store:expr) => {
         mod $backend {
@@ -572,6 +691,8 @@ macro_rules! contract_suite {
             case!(contract_tampered_blocks_are_detected);
             case!(contract_large_slices_upload_while_written);
             case!(contract_abandoned_uploads_leave_nothing);
+            case!(contract_cached_chains_follow_new_commits);
+            case!(contract_sweep_removes_only_unreferenced_objects);
         }
     };
 }
