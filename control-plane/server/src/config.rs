@@ -25,6 +25,11 @@ pub struct ControlPlaneConfig {
     pub repair_interval_seconds: u64,
     /// Visibility of datasets created without one (`private` or `public`).
     pub default_visibility: String,
+    /// How often the leader sweeps storage for objects no chain refers to.
+    pub sweep_interval_seconds: u64,
+    /// How old an unreferenced object must be before a sweep removes it: longer than any writer
+    /// takes between writing its objects and committing them.
+    pub sweep_grace_seconds: u64,
 }
 
 impl Default for ControlPlaneConfig {
@@ -38,6 +43,8 @@ impl Default for ControlPlaneConfig {
             leader_lease_millis: 5000,
             repair_interval_seconds: 30,
             default_visibility: "private".to_string(),
+            sweep_interval_seconds: 600,
+            sweep_grace_seconds: 3600,
         }
     }
 }

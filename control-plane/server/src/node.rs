@@ -175,8 +175,26 @@ impl ControlPlane {
     /// commits whose event was lost are still indexed.
     async fn repair_loop(self: Arc<Self>) {
         let interval = Duration::from_secs(self.config.repair_interval_seconds.max(1));
+        let sweep_interval = Duration::from_secs(self.config.sweep_interval_seconds.max(1));
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         let mut repaired_once = false;
         loop {
+            if self.leadership.is_leader()
+                && last_sweep.is_none_or(|at| at.elapsed() >= sweep_interval)
+            {
+                last_sweep = Some(tokio::time::Instant::now());
+                let grace = Duration::from_secs(self.config.sweep_grace_seconds);
+                match self.store.sweep_unreferenced(grace).await {
+                    Ok(report) if report.deleted > 0 => {
+                        tracing::info!(
+                            deleted = report.deleted,
+                            "sweep removed unreferenced objects"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "sweep failed"),
+                }
+            }
             if self.leadership.is_leader() {
                 match self.indexer.index_all().await {
                     Ok(report) if report.blocks > 0 => {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use futures::TryStreamExt;
-use object_store::{ObjectMeta, ObjectStoreExt};
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStoreExt};
 use weir_odf::MetadataEvent;
 
 use crate::dataset::Dataset;
@@ -64,7 +64,8 @@ impl Dataset {
             datasets: 1,
             ..Default::default()
         };
-        let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::TimeDelta::MAX);
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::TimeDelta::MAX);
         for folder in ["blocks", "data", "checkpoints", "staging"] {
             let prefix = layout.prefix().clone().join(folder);
             let objects: Vec<ObjectMeta> = self

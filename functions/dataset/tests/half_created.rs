@@ -11,13 +11,19 @@ use object_store::path::Path;
 use weir_dataset::{CreateDatasetError, DatasetStore};
 use weir_odf::{DatasetId, DatasetKind, MetadataBlock, MetadataEvent, Seed};
 
-const MANIFEST: &str = "kind: DatasetSnapshot\nversion: 1\ncontent:\n  name: temps\n  kind: Root\n  metadata: []\n";
+const MANIFEST: &str =
+    "kind: DatasetSnapshot\nversion: 1\ncontent:\n  name: temps\n  kind: Root\n  metadata: []\n";
 
 /// What a creator killed before its head swap leaves: the name reserved, `info/alias` and a
 /// block, but no `refs/head`.
 async fn leave_half_created(store: &DatasetStore) -> DatasetId {
     let id = DatasetId::new_generated().1;
-    let alias_key = store.root().clone().join(".aliases").join("alice").join("temps");
+    let alias_key = store
+        .root()
+        .clone()
+        .join(".aliases")
+        .join("alice")
+        .join("temps");
     store
         .object_store()
         .put(&alias_key, Bytes::from(id.to_did_string()).into())
@@ -73,7 +79,13 @@ async fn an_abandoned_creation_frees_its_name() {
         create(&store).await,
         Err(CreateDatasetError::NameTaken { .. })
     ));
-    assert!(store.roll_back_half_created(weir_dataset::registry::HALF_CREATED_GRACE).await.unwrap().is_empty());
+    assert!(
+        store
+            .roll_back_half_created(weir_dataset::registry::HALF_CREATED_GRACE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Old enough: a create over it succeeds, and the orphan's objects are gone.
     age(dir.path(), Duration::from_secs(120));
@@ -86,9 +98,10 @@ async fn an_abandoned_creation_frees_its_name() {
     assert_ne!(id, orphan);
     assert!(store.dataset(&id).head().await.unwrap().is_some());
     let prefix: Path = store.dataset(&orphan).layout().prefix().clone();
-    let left: Vec<_> = futures::TryStreamExt::try_collect::<Vec<_>>(store.object_store().list(Some(&prefix)))
-        .await
-        .unwrap();
+    let left: Vec<_> =
+        futures::TryStreamExt::try_collect::<Vec<_>>(store.object_store().list(Some(&prefix)))
+            .await
+            .unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -97,7 +110,8 @@ async fn the_repair_rolls_back_abandoned_creations_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = DatasetStore::local_fs(dir.path()).unwrap();
     leave_half_created(&store).await;
-    let definition = weir_odf::manifest::parse_dataset_manifest(&MANIFEST.replace("temps", "whole")).unwrap();
+    let definition =
+        weir_odf::manifest::parse_dataset_manifest(&MANIFEST.replace("temps", "whole")).unwrap();
     store
         .create_dataset(&"alice".parse().unwrap(), definition, Utc::now())
         .await
@@ -107,10 +121,12 @@ async fn the_repair_rolls_back_abandoned_creations_only() {
         freed.iter().map(ToString::to_string).collect::<Vec<_>>(),
         vec!["alice/temps"]
     );
-    assert!(store
-        .resolve_alias(&"alice".parse().unwrap(), &"whole".parse().unwrap())
-        .await
-        .unwrap()
-        .is_some());
+    assert!(
+        store
+            .resolve_alias(&"alice".parse().unwrap(), &"whole".parse().unwrap())
+            .await
+            .unwrap()
+            .is_some()
+    );
     create(&store).await.unwrap();
 }

@@ -556,11 +556,18 @@ async fn contract_cached_chains_follow_new_commits(store: DatasetStore) {
         let head = cached.head.as_ref().unwrap().hash;
         let full = dataset.load_chain(Some(&head)).await.unwrap();
         let hashes = |chain: &weir_dataset::ChainSnapshot| {
-            chain.blocks.iter().map(|(hash, _)| *hash).collect::<Vec<_>>()
+            chain
+                .blocks
+                .iter()
+                .map(|(hash, _)| *hash)
+                .collect::<Vec<_>>()
         };
         assert_eq!(hashes(&cached), hashes(&full));
         assert_eq!(cached.state.last_offset(), full.state.last_offset());
-        assert_eq!(cached.state.next_sequence_number(), full.state.next_sequence_number());
+        assert_eq!(
+            cached.state.next_sequence_number(),
+            full.state.next_sequence_number()
+        );
     }
 }
 

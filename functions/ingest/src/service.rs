@@ -202,6 +202,20 @@ impl IngestContext {
         mut written: Option<(PreparedSlice, SlicePlacement)>,
     ) -> Result<IngestResponse, IngestError> {
         for attempt in 1..=self.config.max_commit_attempts {
+            // One writer of this process at a time places records after the head and commits:
+            // writers here queue instead of losing races to each other.
+            let lane = dataset.commit_lane().await;
+            let current = dataset.head().await?.map(|head| head.hash);
+            if current != chain.head.as_ref().map(|head| head.hash) {
+                // The head moved while the body was read or this request waited.
+                chain = load_chain(dataset).await?;
+                if let Some(idempotency) = idempotency
+                    && let Some(previous) =
+                        find_previous_ingest(&chain, &idempotency.key, &idempotency.scope)
+                {
+                    return idempotency.replay(previous);
+                }
+            }
             let target = push_target(&chain)?;
             let (mut slice, placement) = match written.take() {
                 Some((slice, at)) if fits(&at, &chain) => (slice, at),
@@ -311,8 +325,10 @@ impl IngestContext {
                     });
                 }
                 Err(CommitError::Conflict { .. }) => {
+                    // Only a writer in another process can have won.
                     tracing::debug!(dataset_id = %dataset.id(), attempt, "lost commit race, retrying");
                     written = Some((slice, placement));
+                    drop(lane);
                     tokio::time::sleep(backoff(attempt)).await;
                     chain = load_chain(dataset).await?;
                     if let Some(idempotency) = idempotency

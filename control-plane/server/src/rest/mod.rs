@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::OpenApi;
 use weir_function_runtime::{ApiError, Caller};
 
@@ -37,7 +37,7 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         datasets::create_dataset, datasets::list_datasets, datasets::get_dataset,
         datasets::delete_dataset, datasets::rename_dataset, datasets::set_visibility,
         datasets::list_roles, datasets::set_role, datasets::remove_role, datasets::lineage,
-        datasets::blocks, reindex, leader, platform::keys, platform::decision,
+        datasets::blocks, reindex, sweep, leader, platform::keys, platform::decision,
         platform::report_commit,
     ),
     components(schemas(
@@ -56,6 +56,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
     let router = Router::new()
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .route("/admin/reindex", post(reindex))
+        .route("/admin/sweep", post(sweep))
         .route("/leader", get(leader))
         .merge(accounts::routes())
         .merge(datasets::routes())
@@ -79,6 +80,36 @@ async fn reindex(
         ));
     }
     Ok(Json(control_plane.indexer.index_all().await?))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SweepParameters {
+    /// Only objects older than this are removed (default: `sweep_grace_seconds`).
+    grace_seconds: Option<u64>,
+}
+
+/// Removes objects no chain refers to, as the leader does periodically (administrators only).
+#[utoipa::path(post, path = "/admin/sweep", tag = "admin", params(SweepParameters),
+    responses((status = 200, description = "what was removed"), (status = 403, description = "not an administrator")))]
+async fn sweep(
+    State(control_plane): AppState,
+    Query(parameters): Query<SweepParameters>,
+    headers: HeaderMap,
+) -> Result<Json<weir_dataset::sweep::SweepReport>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    if !caller.is_admin {
+        return Err(ApiError::forbidden("sweeping needs an administrator token"));
+    }
+    let grace = parameters
+        .grace_seconds
+        .unwrap_or(control_plane.config.sweep_grace_seconds);
+    let report = control_plane
+        .store
+        .sweep_unreferenced(std::time::Duration::from_secs(grace))
+        .await
+        .map_err(|error| ApiError::internal(format!("sweep failed: {error}")))?;
+    Ok(Json(report))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
