@@ -11,6 +11,9 @@ pub struct IngestConfig {
     /// The control plane that authenticates callers and decides access (and, for ingest, is told
     /// about commits). Without one every caller may do everything: development only.
     pub control_plane: Option<ControlPlaneLinkConfig>,
+    /// Without a control plane the function refuses to start unless this is set: then every
+    /// caller may write every dataset (development only).
+    pub open_access: bool,
     /// Largest accepted request body; larger ones answer 413.
     pub max_body_bytes: u64,
     /// Commit attempts when concurrent writers keep moving the head; then 409.
@@ -22,6 +25,7 @@ impl Default for IngestConfig {
         Self {
             storage: StorageConfig::default(),
             control_plane: None,
+            open_access: false,
             max_body_bytes: 1 << 30,
             max_commit_attempts: 20,
         }

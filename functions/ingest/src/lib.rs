@@ -35,7 +35,11 @@ pub const FUNCTION_NAME: &str = "ingest";
 pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
     let store = config.storage.open().map_err(|error| error.to_string())?;
     let platform =
-        weir_function_runtime::Platform::from_config(FUNCTION_NAME, config.control_plane.as_ref())
+        weir_function_runtime::Platform::from_config(
+            FUNCTION_NAME,
+            config.control_plane.as_ref(),
+            config.open_access,
+        )
             .await?;
     Ok(router(Arc::new(IngestContext {
         store,

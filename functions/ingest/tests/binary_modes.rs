@@ -16,7 +16,7 @@ fn config_file(dir: &std::path::Path, storage_dir: &std::path::Path) -> std::pat
     std::fs::write(
         &path,
         format!(
-            "storage:\n  kind: local_fs\n  root_dir: {}\nmax_body_bytes: 1048576\n",
+            "storage:\n  kind: local_fs\n  root_dir: {}\nmax_body_bytes: 1048576\nopen_access: true\n",
             storage_dir.display()
         ),
     )
@@ -194,4 +194,27 @@ async fn binary_refuses_to_start_with_invalid_config_and_names_the_key() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("max_body_bytes"), "{stderr}");
+}
+
+#[tokio::test]
+async fn binary_without_a_control_plane_fails_closed_unless_told_to_run_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service-config.yml");
+    std::fs::write(
+        &path,
+        format!("storage:\n  kind: local_fs\n  root_dir: {}\n", dir.path().display()),
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
+        .env("WEIR_CONFIG_PATH", &path)
+        .env("PORT", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success(), "it must not start open by default");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("control_plane") && stderr.contains("open_access"),
+        "{stderr}"
+    );
 }

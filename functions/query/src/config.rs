@@ -13,6 +13,9 @@ pub struct QueryConfig {
     /// The control plane that authenticates callers and decides access (and, for ingest, is told
     /// about commits). Without one every caller may do everything: development only.
     pub control_plane: Option<ControlPlaneLinkConfig>,
+    /// Without a control plane the function refuses to start unless this is set: then every
+    /// caller may read every dataset (development only).
+    pub open_access: bool,
     /// Account whose datasets bare table names (`"cities"`) refer to.
     pub default_account: String,
     /// Memory pool of one query; exceeding it fails the query with 400.
@@ -41,6 +44,7 @@ impl Default for QueryConfig {
         Self {
             storage: StorageConfig::default(),
             control_plane: None,
+            open_access: false,
             default_account: "admin".to_string(),
             memory_limit_bytes: 1 << 30,
             timeout_seconds: 30,

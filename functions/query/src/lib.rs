@@ -56,7 +56,11 @@ pub fn node_key(config: &QueryConfig) -> Result<SigningKey, String> {
 /// runs open to everyone without one.
 pub async fn build_context(config: QueryConfig) -> Result<Arc<QueryContext>, String> {
     let platform =
-        weir_function_runtime::Platform::from_config(FUNCTION_NAME, config.control_plane.as_ref())
+        weir_function_runtime::Platform::from_config(
+            FUNCTION_NAME,
+            config.control_plane.as_ref(),
+            config.open_access,
+        )
             .await?;
     build_context_with_access(config, platform.access)
 }

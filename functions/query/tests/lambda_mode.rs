@@ -25,7 +25,7 @@ async fn binary_answers_api_gateway_events_under_the_lambda_runtime_api() {
     std::fs::write(
         &config,
         format!(
-            "storage:\n  kind: local_fs\n  root_dir: {}\nnode_private_key: \"{}\"\n",
+            "storage:\n  kind: local_fs\n  root_dir: {}\nnode_private_key: \"{}\"\nopen_access: true\n",
             harness.storage_root().display(),
             "22".repeat(32)
         ),

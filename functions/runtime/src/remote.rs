@@ -62,22 +62,41 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// Links to the configured control plane, or, without one, lets everyone do everything
-    /// (development only; says so in the log).
+    /// Links to the configured control plane. Without one a function fails closed: it refuses
+    /// to start unless its config says `open_access: true` (development only), and then lets
+    /// everyone do everything and says so loudly.
     pub async fn from_config(
         function_name: &str,
         config: Option<&ControlPlaneLinkConfig>,
+        open_access: bool,
     ) -> Result<Self, String> {
         let Some(config) = config else {
-            tracing::warn!(
-                function = function_name,
-                "no control_plane configured: every caller may read and write every dataset"
-            );
+            if !open_access {
+                return Err(format!(
+                    "the {function_name} function has no `control_plane` configured, so it cannot \
+                     tell who may do what; configure `control_plane`, or set `open_access: true` \
+                     (WEIR__OPEN_ACCESS=true) to let every caller read and write every dataset \
+                     (development only)"
+                ));
+            }
+            for _ in 0..3 {
+                tracing::warn!(
+                    function = function_name,
+                    "OPEN ACCESS: no control_plane configured and open_access is set: every \
+                     caller may read and write every dataset. Never run this way in production."
+                );
+            }
             return Ok(Self {
                 access: Arc::new(OpenAccess),
                 notifier: None,
             });
         };
+        if open_access {
+            return Err(
+                "`open_access: true` and a `control_plane` contradict each other: remove one"
+                    .to_string(),
+            );
+        }
         let link = Arc::new(ControlPlaneLink::connect(config).await?);
         Ok(Self {
             access: link.clone(),

@@ -59,6 +59,7 @@ impl Harness {
         let mut config = QueryConfig {
             default_account: "alice".to_string(),
             node_private_key: Some("11".repeat(32)),
+            open_access: true,
             ..Default::default()
         };
         adjust(&mut config);
