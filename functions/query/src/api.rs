@@ -81,10 +81,14 @@ pub struct QueryResponse {
     pub proof: Option<Proof>,
 }
 
+/// A `/query` response with `include: ["Proof"]`, as it came back: `output` is optional, and
+/// when present must be the output the commitment covers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
     pub input: QueryRequest,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<QueryResponseOutput>,
     #[serde(default)]
     pub sub_queries: Vec<Value>,
     pub commitment: Commitment,
@@ -102,7 +106,8 @@ pub struct VerifyResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct VerifyFailure {
-    /// `InputHashMismatch`, `SubQueriesHashMismatch`, `BadSignature`, `InputNotPinned`,
+    /// `InputHashMismatch`, `OutputHashMismatch`, `SubQueriesHashMismatch`, `BadSignature`,
+    /// `InputNotPinned`,
     /// `DatasetNotFound`, `BlockNotFound`, `QueryFailed` or `OutputMismatch`.
     pub kind: String,
     pub message: String,
@@ -256,6 +261,22 @@ pub async fn verify(
     }
     if let Err(message) = verify_signature(&request.commitment, &request.proof) {
         return Ok(failure("BadSignature", message));
+    }
+    if let Some(output) = &request.output {
+        let output_value =
+            serde_json::to_value(output).map_err(|e| QueryError::Internal(e.to_string()))?;
+        let claimed = crate::proof::hash_json(&output_value);
+        if claimed != request.commitment.output_hash {
+            let mut response = failure(
+                "OutputHashMismatch",
+                "the output sent does not hash to commitment.outputHash: it was changed",
+            );
+            if let Some(error) = response.error.as_mut() {
+                error.expected_hash = Some(request.commitment.output_hash);
+                error.actual_hash = Some(claimed);
+            }
+            return Ok(response);
+        }
     }
     let pins = request.input.datasets.clone().unwrap_or_default();
     if let Some(unpinned) = pins.iter().find(|pin| pin.block_hash.is_none()) {

@@ -181,6 +181,14 @@ async fn proofs_verify_and_tampering_is_reported_exactly() {
     let (status, verdict) = harness.post_json("/verify", verify_request.clone()).await;
     assert_eq!(status, 200, "{verdict}");
     assert_eq!(verdict, json!({"ok": true}));
+    // The response exactly as it came back verifies too; a changed output is caught.
+    let (status, verdict) = harness.post_json("/verify", response.clone()).await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict, json!({"ok": true}));
+    let mut changed = response.clone();
+    changed["output"]["data"][0]["population"] = json!(1_000_000);
+    let (_, verdict) = harness.post_json("/verify", changed).await;
+    assert_eq!(verdict["error"]["kind"], "OutputHashMismatch", "{verdict}");
 
     // New data does not change a pinned result.
     harness
