@@ -135,3 +135,50 @@ async fn every_error_answer_is_json() {
     assert_eq!(answer.0, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(answer.1["message"].is_string(), "{}", answer.1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_session_and_bad_headers_are_401() {
+    let node = start(None).await;
+    let session = node.user("carol").await;
+    assert_eq!(
+        node.get("/accounts/me", Some(&session)).await.0,
+        StatusCode::OK
+    );
+    let answer = node
+        .call(Method::POST, "/auth/logout", Some(&session), None)
+        .await;
+    assert_eq!(answer.0, StatusCode::NO_CONTENT, "{}", answer.1);
+    assert_error(
+        &node.get("/accounts/me", Some(&session)).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "revoked",
+    );
+    // A header that is not ASCII is refused, not taken for anonymous.
+    let response = node
+        .client
+        .get(format!("{}/datasets", node.url))
+        .header(
+            "authorization",
+            reqwest::header::HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // Account names: the error says what is allowed.
+    let answer = node
+        .send_json(
+            Method::POST,
+            "/accounts",
+            Some(&node.admin),
+            serde_json::json!({"name": "bad_name", "password": "password-1"}),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "`_` is not allowed",
+    );
+}

@@ -34,13 +34,12 @@ pub const FUNCTION_NAME: &str = "ingest";
 /// configured control plane, or runs open to everyone without one.
 pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
     let store = config.storage.open().map_err(|error| error.to_string())?;
-    let platform =
-        weir_function_runtime::Platform::from_config(
-            FUNCTION_NAME,
-            config.control_plane.as_ref(),
-            config.open_access,
-        )
-            .await?;
+    let platform = weir_function_runtime::Platform::from_config(
+        FUNCTION_NAME,
+        config.control_plane.as_ref(),
+        config.open_access,
+    )
+    .await?;
     Ok(router(Arc::new(IngestContext {
         store,
         config,

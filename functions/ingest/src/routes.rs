@@ -85,7 +85,7 @@ async fn ingest(
     };
     let caller = context
         .access
-        .authenticate(header(&headers, "authorization"))
+        .authenticate(weir_function_runtime::authorization_header(&headers)?)
         .await?;
     let request = IngestRequest {
         caller,

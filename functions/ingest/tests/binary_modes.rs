@@ -202,7 +202,10 @@ async fn binary_without_a_control_plane_fails_closed_unless_told_to_run_open() {
     let path = dir.path().join("service-config.yml");
     std::fs::write(
         &path,
-        format!("storage:\n  kind: local_fs\n  root_dir: {}\n", dir.path().display()),
+        format!(
+            "storage:\n  kind: local_fs\n  root_dir: {}\n",
+            dir.path().display()
+        ),
     )
     .unwrap();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
@@ -211,7 +214,10 @@ async fn binary_without_a_control_plane_fails_closed_unless_told_to_run_open() {
         .output()
         .await
         .unwrap();
-    assert!(!output.status.success(), "it must not start open by default");
+    assert!(
+        !output.status.success(),
+        "it must not start open by default"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("control_plane") && stderr.contains("open_access"),

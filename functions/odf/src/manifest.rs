@@ -181,6 +181,16 @@ pub fn parse_dataset_manifest(text: &str) -> Result<DatasetDefinition, ManifestE
             metadata: resource.spec.metadata,
         });
     }
+    if !object.contains_key("content")
+        && object.get("kind").and_then(|kind| kind.as_str()) == Some("DatasetSnapshot")
+    {
+        return Err(ManifestError::Invalid {
+            path: "content".to_string(),
+            message: "a `kind: DatasetSnapshot` manifest needs `content` with the dataset's \
+                      `name`, `kind` and `metadata`"
+                .to_string(),
+        });
+    }
     let snapshot: DatasetSnapshot = if object.contains_key("content") {
         let manifest: LegacyManifest = parse_as(value, "")?;
         if manifest.kind != "DatasetSnapshot" {

@@ -121,3 +121,28 @@ fn yaml_syntax_errors_are_reported() {
         Err(ManifestError::Syntax(_))
     ));
 }
+
+#[test]
+fn a_snapshot_without_content_names_the_missing_field() {
+    let error = parse_dataset_manifest("kind: DatasetSnapshot\nversion: 1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("`content`"), "{error}");
+}
+
+#[test]
+fn manifests_over_the_limits_are_refused_before_parsing() {
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let error = parse_dataset_manifest(&deep).unwrap_err().to_string();
+    assert!(error.contains("nest deeper than 32"), "{error}");
+    let quoted = format!("name: '{}'\n# {}\n", "[".repeat(40), "{".repeat(40));
+    assert!(
+        !parse_dataset_manifest(&quoted)
+            .unwrap_err()
+            .to_string()
+            .contains("nest deeper")
+    );
+    let large = format!("# {}\n", "x".repeat(weir_odf::manifest::MAX_MANIFEST_BYTES));
+    let error = parse_dataset_manifest(&large).unwrap_err().to_string();
+    assert!(error.contains("limit"), "{error}");
+}

@@ -123,8 +123,10 @@ impl QueryEngine {
                 .await
                 .map_err(engine_error)?;
             if skip.is_some() || limit.is_some() {
-                let skip = usize::try_from(skip.unwrap_or(0)).unwrap_or(usize::MAX);
-                let fetch = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+                // DataFusion carries limits as i64: anything larger means "all".
+                let clamp = |value: u64| value.min(i64::MAX as u64) as usize;
+                let skip = clamp(skip.unwrap_or(0));
+                let fetch = limit.map(clamp);
                 frame = frame.limit(skip, fetch).map_err(engine_error)?;
             }
             frame.create_physical_plan().await.map_err(engine_error)
@@ -222,29 +224,34 @@ fn parse_query_statement(
     let statement = state
         .sql_to_statement(sql, &dialect)
         .map_err(|error| QueryError::from_datafusion(error, 0))?;
-    match &statement {
-        Statement::Statement(inner) => {
-            match inner.as_ref() {
-                SqlStatement::Query(_) => {}
-                SqlStatement::Explain { statement, .. }
-                    if matches!(statement.as_ref(), SqlStatement::Query(_)) => {}
-                other => {
-                    let kind = other
-                        .to_string()
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("statement")
-                        .to_ascii_uppercase();
-                    return Err(QueryError::NotReadOnly(format!(
-                        "{kind} statements are not allowed"
-                    )));
-                }
-            }
-            crate::sql_guard::check_depth(inner, limits)?;
-            Ok(statement)
+    let not_read_only =
+        || QueryError::NotReadOnly("only SELECT queries (and EXPLAIN of them) are allowed".into());
+    let mut statement = statement;
+    let inner = match &mut statement {
+        Statement::Statement(inner) => inner.as_mut(),
+        Statement::Explain(explain) => match explain.statement.as_mut() {
+            Statement::Statement(inner) => inner.as_mut(),
+            _ => return Err(not_read_only()),
+        },
+        _ => return Err(not_read_only()),
+    };
+    match &*inner {
+        SqlStatement::Query(_) => {}
+        SqlStatement::Explain { statement, .. }
+            if matches!(statement.as_ref(), SqlStatement::Query(_)) => {}
+        other => {
+            let kind = other
+                .to_string()
+                .split_whitespace()
+                .next()
+                .unwrap_or("statement")
+                .to_ascii_uppercase();
+            return Err(QueryError::NotReadOnly(format!(
+                "{kind} statements are not allowed"
+            )));
         }
-        _ => Err(QueryError::NotReadOnly(
-            "only SELECT queries are allowed".to_string(),
-        )),
     }
+    crate::sql_guard::check_depth(inner, limits)?;
+    crate::sql_guard::clamp_limits(inner);
+    Ok(statement)
 }

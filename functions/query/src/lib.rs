@@ -55,13 +55,12 @@ pub fn node_key(config: &QueryConfig) -> Result<SigningKey, String> {
 /// Builds the query context (once per cold start): links to the configured control plane, or
 /// runs open to everyone without one.
 pub async fn build_context(config: QueryConfig) -> Result<Arc<QueryContext>, String> {
-    let platform =
-        weir_function_runtime::Platform::from_config(
-            FUNCTION_NAME,
-            config.control_plane.as_ref(),
-            config.open_access,
-        )
-            .await?;
+    let platform = weir_function_runtime::Platform::from_config(
+        FUNCTION_NAME,
+        config.control_plane.as_ref(),
+        config.open_access,
+    )
+    .await?;
     build_context_with_access(config, platform.access)
 }
 

@@ -143,9 +143,7 @@ async fn post_verify(
 }
 
 pub async fn caller_of(context: &QueryContext, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
+    let authorization = weir_function_runtime::authorization_header(headers)?;
     context
         .engine
         .catalog
@@ -201,9 +199,13 @@ async fn tail(
     resolve(&context, &caller, &account, &dataset).await?;
     // Account and dataset names were validated by `resolve`: letters, digits, `-` and `.` only.
     let table = format!("\"{account}/{dataset}\"");
+    // More rows than one response may carry would be refused anyway; SQL limits are i64.
+    let limit = parameters
+        .limit
+        .min(context.engine.config.max_result_rows)
+        .min(i64::MAX as u64);
     let mut request = QueryRequest::simple(format!(
-        "SELECT * FROM (SELECT * FROM {table} ORDER BY \"offset\" DESC LIMIT {}) ORDER BY \"offset\"",
-        parameters.limit
+        "SELECT * FROM (SELECT * FROM {table} ORDER BY \"offset\" DESC LIMIT {limit}) ORDER BY \"offset\""
     ));
     request.data_format = parameters.data_format;
     let response = run_query(&context.engine, &context.key, request, &caller).await?;

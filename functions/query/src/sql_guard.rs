@@ -5,7 +5,10 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Expr, Query, Select, SetExpr, Statement, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Expr, LimitClause, Query, Select, SetExpr, Statement, Value, Visit, VisitMut, Visitor,
+    VisitorMut,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -148,4 +151,36 @@ fn set_operation_depth(body: &SetExpr) -> usize {
         }
     }
     deepest
+}
+
+/// `LIMIT`/`OFFSET` literals beyond what the engine counts in (i64) mean "all": they become the
+/// largest count instead of failing with a cast error.
+pub fn clamp_limits(statement: &mut Statement) {
+    struct Clamp;
+    impl VisitorMut for Clamp {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<()> {
+            let (limit, offset) = match &mut query.limit_clause {
+                Some(LimitClause::LimitOffset { limit, offset, .. }) => (
+                    limit.as_mut(),
+                    offset.as_mut().map(|offset| &mut offset.value),
+                ),
+                Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
+                    (Some(limit), Some(offset))
+                }
+                None => (None, None),
+            };
+            for expr in [limit, offset].into_iter().flatten() {
+                if let Expr::Value(value) = expr
+                    && let Value::Number(text, _) = &mut value.value
+                    && text.parse::<i64>().is_err()
+                    && text.bytes().all(|byte| byte.is_ascii_digit())
+                {
+                    *text = i64::MAX.to_string();
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = statement.visit(&mut Clamp);
 }

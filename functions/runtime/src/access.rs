@@ -69,6 +69,21 @@ impl Caller {
     }
 }
 
+/// The `Authorization` header of a request: absent is anonymous; present but not visible ASCII
+/// is refused (401), never taken for anonymous.
+pub fn authorization_header(
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<&str>, crate::ApiError> {
+    match headers.get(axum::http::header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(value) => value.to_str().map(Some).map_err(|_| {
+            crate::ApiError::unauthenticated(
+                "the Authorization header is not visible ASCII: send `Bearer <token>`",
+            )
+        }),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AccessDecision {
     Allowed,

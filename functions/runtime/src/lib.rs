@@ -22,6 +22,7 @@ pub mod token;
 
 pub use access::{
     AccessDecision, AccessPolicy, BearerToken, Caller, CommitNotifier, DatasetAction, OpenAccess,
+    authorization_header,
 };
 pub use config::{ConfigError, load_config};
 pub use error::{ApiError, ErrorKind};

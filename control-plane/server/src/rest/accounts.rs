@@ -17,6 +17,7 @@ use crate::services::accounts::{CreateAccountRequest, CreatedToken, LoginRespons
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
         .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
         .route("/accounts", post(create_account).get(list_accounts))
         .route("/accounts/me", get(me))
         .route("/accounts/me/tokens", post(create_token).get(list_tokens))
@@ -51,6 +52,19 @@ pub async fn login(
             .login(&request.login, &request.password)
             .await?,
     ))
+}
+
+/// Ends the session (or revokes the token) the request authenticates with; the token is refused
+/// from then on.
+#[utoipa::path(post, path = "/auth/logout", tag = "accounts",
+    responses((status = 204, description = "logged out"), (status = 401, description = "no valid token")))]
+pub async fn logout(
+    State(control_plane): AppState,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    control_plane.accounts.logout(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Creates a user (administrators) or an organization (any account; its creator becomes a member).

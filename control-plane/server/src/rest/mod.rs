@@ -22,9 +22,7 @@ use crate::node::ControlPlane;
 pub type AppState = State<Arc<ControlPlane>>;
 
 pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let authorization = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
+    let authorization = weir_function_runtime::authorization_header(headers)?;
     Ok(control_plane.accounts.authenticate(authorization).await?)
 }
 
@@ -32,7 +30,7 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
 #[openapi(
     info(title = "Weir control plane", description = "Datasets, accounts, tokens, roles and lineage of a Weir node."),
     paths(
-        accounts::login, accounts::create_account, accounts::list_accounts, accounts::me,
+        accounts::login, accounts::logout, accounts::create_account, accounts::list_accounts, accounts::me,
         accounts::add_member, accounts::create_token, accounts::list_tokens, accounts::revoke_token,
         datasets::create_dataset, datasets::list_datasets, datasets::get_dataset,
         datasets::delete_dataset, datasets::rename_dataset, datasets::set_visibility,

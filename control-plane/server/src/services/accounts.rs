@@ -84,9 +84,9 @@ fn token_hash(token: &str) -> String {
 }
 
 pub fn validate_account_name(name: &str) -> ServiceResult<()> {
-    if name.parse::<weir_odf::AccountName>().is_err() {
+    if let Err(error) = name.parse::<weir_odf::AccountName>() {
         return Err(ServiceError::InvalidInput(format!(
-            "invalid account name `{name}`: use letters, digits, `-` and `_`"
+            "invalid account name `{name}`: {error}"
         )));
     }
     if RESERVED_NAMES.contains(&name.to_ascii_lowercase().as_str()) {
@@ -283,6 +283,8 @@ impl AccountService {
         }
         let now = chrono::Utc::now().timestamp();
         let expires_at = now + self.config.session_ttl_seconds;
+        // Sessions carry an id like personal access tokens, so that logout can revoke them.
+        let id = uuid::Uuid::new_v4().to_string();
         let access_token = self.signer.sign(&Claims {
             iss: ISSUER.to_string(),
             sub: account.id.clone(),
@@ -290,8 +292,18 @@ impl AccountService {
             iat: now,
             exp: Some(expires_at),
             adm: account.is_admin,
-            jti: None,
+            jti: Some(id.clone()),
         });
+        let record = AccessToken {
+            id,
+            account_id: account.id.clone(),
+            name: SESSION_TOKEN_NAME.to_string(),
+            created_at: now * 1000,
+            revoked_at: None,
+        };
+        self.metastore
+            .create_token(record, &token_hash(&access_token))
+            .await?;
         Ok(LoginResponse {
             access_token,
             account_id: account.id,
@@ -369,6 +381,27 @@ impl AccountService {
         Ok(())
     }
 
+    /// Ends the session (or revokes the token) the caller authenticated with.
+    pub async fn logout(&self, caller: &Caller) -> ServiceResult<()> {
+        require_account(caller)?;
+        let token = caller
+            .token
+            .as_ref()
+            .ok_or_else(|| ServiceError::Unauthenticated("this needs a token".to_string()))?;
+        let claims = jwt::verify(
+            &self.signer.verifying_key(),
+            token.expose(),
+            chrono::Utc::now().timestamp(),
+        )
+        .map_err(|error| ServiceError::Unauthenticated(error.to_api_error().message))?;
+        let token_id = claims.jti.ok_or_else(|| {
+            ServiceError::InvalidInput(
+                "this token has no id and cannot be revoked; it expires by itself".to_string(),
+            )
+        })?;
+        self.revoke_token(caller, &token_id).await
+    }
+
     /// Records a revocation learned from an event.
     pub fn note_revoked(&self, token_id: &str) {
         self.revocations
@@ -421,6 +454,9 @@ impl AccountService {
         })
     }
 }
+
+/// The name login sessions are listed under among an account's tokens.
+pub const SESSION_TOKEN_NAME: &str = "login session";
 
 pub fn require_account(caller: &Caller) -> ServiceResult<&str> {
     caller
