@@ -10,6 +10,8 @@
 
 pub mod config;
 pub mod dataset;
+pub mod ddl;
+pub mod definition;
 pub mod error;
 pub mod lanes;
 pub mod layout;

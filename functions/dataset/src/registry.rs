@@ -24,6 +24,9 @@ pub enum CreateDatasetError {
     MissingName,
     #[error("invalid dataset metadata: {0}")]
     InvalidMetadata(weir_odf::validation::ChainValidationError),
+    /// A field that would make every push or transform fail.
+    #[error("invalid dataset definition {0}")]
+    InvalidDefinition(#[from] crate::definition::DefinitionError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("internal error: {0}")]
@@ -113,6 +116,7 @@ impl DatasetStore {
             .map(|alias| alias.dataset_name.clone())
             .ok_or(CreateDatasetError::MissingName)?;
         let alias = DatasetAlias::new(Some(account.clone()), name.clone());
+        crate::definition::check_definition(&definition)?;
         let dataset_id = definition
             .did
             .unwrap_or_else(|| DatasetId::new_generated().1);

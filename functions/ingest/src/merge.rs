@@ -197,7 +197,8 @@ pub async fn merge(input: MergeInput<'_>) -> Result<Vec<RecordBatch>, IngestErro
             ));
         }
         for key in keys {
-            if !data_columns.contains(key) {
+            // `event_time` is always there: time-series ledgers are keyed by entity and time.
+            if !data_columns.contains(key) && key != EVENT_TIME_COLUMN {
                 return Err(IngestError::BadValue(format!(
                     "primary key column `{key}` is missing from the input"
                 )));

@@ -224,6 +224,34 @@ async fn ledger_skips_rows_already_seen() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_keyed_by_entity_and_event_time_takes_time_series() {
+    let harness = Harness::start().await;
+    let merge = "        kind: Ledger\n        primaryKey: [city, event_time]";
+    let dataset = harness
+        .create(&root_manifest("series", NDJSON_READ, merge))
+        .await;
+    let first = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}\n{\"event_time\": \"2024-01-02T00:00:00Z\", \"city\": \"A\", \"population\": 11}";
+    let (status, json) = harness
+        .push("/alice/series/ingest", "application/x-ndjson", first)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["numRecords"], 2);
+    // The same sensor at a new time is new; at a time already seen it is not.
+    let second = "{\"event_time\": \"2024-01-02T00:00:00Z\", \"city\": \"A\", \"population\": 11}\n{\"event_time\": \"2024-01-03T00:00:00Z\", \"city\": \"A\", \"population\": 12}";
+    let (status, json) = harness
+        .push("/alice/series/ingest", "application/x-ndjson", second)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["numRecords"], 1);
+    assert_eq!(
+        harness
+            .rows(&dataset, "SELECT population FROM t ORDER BY \"offset\"")
+            .await,
+        vec!["10", "11", "12"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_emits_retractions_and_corrections() {
     let harness = Harness::start().await;
     let read = "        kind: Csv

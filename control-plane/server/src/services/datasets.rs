@@ -179,6 +179,9 @@ impl DatasetService {
                 CreateDatasetError::InvalidMetadata(error) => {
                     ServiceError::InvalidInput(format!("invalid dataset metadata: {error}"))
                 }
+                CreateDatasetError::InvalidDefinition(error) => {
+                    ServiceError::InvalidInput(format!("manifest {error}"))
+                }
                 other => ServiceError::internal(other),
             })?;
         let visibility = visibility.unwrap_or(self.default_visibility);

@@ -6,7 +6,6 @@
 mod block;
 mod chunk;
 mod csv;
-mod ddl;
 mod flat_json;
 mod json;
 pub mod json_depth;
@@ -25,7 +24,6 @@ use block::BlockDecoder;
 use chunk::{Block, Chunker, CsvScanner, RecordBoundaries};
 use pipeline::DecodePipeline;
 
-pub use ddl::parse_ddl_schema;
 pub use pipeline::BatchSink;
 
 /// Rows per decoded batch.
@@ -91,7 +89,9 @@ pub fn declared_schema(read_step: &ReadStep) -> Result<Option<SchemaRef>, Ingest
         return odf_schema_to_arrow(schema).map(Some);
     }
     if let Some(ddl) = ddl {
-        return parse_ddl_schema(ddl).map(|schema| Some(Arc::new(schema)));
+        return weir_dataset::ddl::parse_ddl_schema(ddl)
+            .map(|schema| Some(Arc::new(schema)))
+            .map_err(|error| IngestError::Unsupported(error.message));
     }
     Ok(None)
 }

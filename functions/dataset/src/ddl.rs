@@ -3,15 +3,18 @@
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
-use crate::error::IngestError;
+/// An entry of a `ddlSchema` that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct DdlError {
+    /// Index of the entry in the list.
+    pub entry: usize,
+    pub message: String,
+}
 
-fn parse_type(column: &str, text: &str) -> Result<DataType, IngestError> {
+fn parse_type(column: &str, text: &str) -> Result<DataType, String> {
     let upper = text.trim().to_ascii_uppercase();
-    let bad = || {
-        IngestError::Unsupported(format!(
-            "ddlSchema column `{column}`: unsupported type `{text}`"
-        ))
-    };
+    let bad = || format!("ddlSchema column `{column}`: unsupported type `{text}`");
     if let Some(args) = upper
         .strip_prefix("DECIMAL(")
         .and_then(|rest| rest.strip_suffix(')'))
@@ -41,18 +44,24 @@ fn parse_type(column: &str, text: &str) -> Result<DataType, IngestError> {
     })
 }
 
-pub fn parse_ddl_schema(entries: &[String]) -> Result<Schema, IngestError> {
+pub fn parse_ddl_schema(entries: &[String]) -> Result<Schema, DdlError> {
     let mut fields = Vec::with_capacity(entries.len());
-    for entry in entries {
+    for (index, entry) in entries.iter().enumerate() {
+        let failed = |message: String| DdlError {
+            entry: index,
+            message,
+        };
         let entry = entry.trim();
         let (name, type_text) = entry
             .split_once(|c: char| c.is_whitespace() || c == ':')
-            .ok_or_else(|| {
-                IngestError::Unsupported(format!("ddlSchema entry `{entry}` must be `name TYPE`"))
-            })?;
+            .ok_or_else(|| failed(format!("ddlSchema entry `{entry}` must be `name TYPE`")))?;
         let name = name.trim_matches('`').trim_matches('"');
         let type_text = type_text.trim_start_matches(':').trim();
-        fields.push(Field::new(name, parse_type(name, type_text)?, true));
+        fields.push(Field::new(
+            name,
+            parse_type(name, type_text).map_err(failed)?,
+            true,
+        ));
     }
     Ok(Schema::new(fields))
 }
