@@ -88,6 +88,25 @@ impl QueryCatalog {
             .ok_or_else(|| QueryError::DatasetNotFound(alias.to_string()))
     }
 
+    /// Every dataset `caller` may read, as table names (`account/name`), sorted: what the SQL
+    /// catalog views (`information_schema`, `SHOW TABLES`) list.
+    pub async fn readable_tables(&self, caller: &Caller) -> Result<Vec<String>, QueryError> {
+        let aliases = self
+            .store
+            .list_aliases()
+            .await
+            .map_err(|error| QueryError::Internal(error.to_string()))?;
+        let mut names = Vec::new();
+        for (alias, id) in aliases {
+            match self.check_read(caller, &alias, &id).await {
+                Ok(()) => names.push(alias.to_string()),
+                Err(QueryError::DatasetNotFound(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(names)
+    }
+
     /// Fails with `DatasetNotFound` unless `caller` may read `id` (no existence leak).
     pub async fn check_read(
         &self,

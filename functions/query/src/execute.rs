@@ -47,16 +47,19 @@ impl QueryEngine {
     }
 
     /// A session whose default schema resolves dataset names, with the memory limit applied.
+    /// `catalog`: the table names the SQL catalog views list (the caller's readable datasets),
+    /// or `None` to leave them off.
     pub fn session(
         &self,
         options: &QueryOptions,
+        catalog: Option<Vec<String>>,
     ) -> Result<(SessionContext, Arc<DatasetSchemaProvider>), QueryError> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(self.config.memory_limit_bytes as usize, 1.0)
             .with_cache_manager(self.catalog.file_cache_config())
             .build_arc()
             .map_err(|error| QueryError::Internal(error.to_string()))?;
-        let mut session_config = SessionConfig::new().with_information_schema(false);
+        let mut session_config = SessionConfig::new().with_information_schema(catalog.is_some());
         // Each bracket level costs the parser about two levels of recursion: leave room so
         // that `max_query_nesting`, checked first with a clear message, is the bound users meet.
         let parser_recursion = self.config.max_query_nesting.saturating_mul(2) + 16;
@@ -73,7 +76,7 @@ impl QueryEngine {
         let provider = Arc::new(DatasetSchemaProvider::new(
             self.catalog.clone(),
             options.pins.clone(),
-            Vec::new(),
+            catalog.unwrap_or_default(),
             options.caller.clone(),
         ));
         let catalog = session
@@ -99,7 +102,13 @@ impl QueryEngine {
         let limits = self.config.sql_limits();
         crate::sql_guard::check_length(sql, limits)?;
         crate::sql_guard::check_nesting(sql, limits)?;
-        let (session, provider) = self.session(options)?;
+        // Catalog views list what the caller may read; only listed when the query asks.
+        let catalog = if crate::sql_guard::mentions_catalog(sql) {
+            Some(self.catalog.readable_tables(&options.caller).await?)
+        } else {
+            None
+        };
+        let (session, provider) = self.session(options, catalog)?;
         let memory_limit = self.config.memory_limit_bytes;
         let engine_error = move |error| QueryError::from_datafusion(error, memory_limit);
         let sql = sql.to_string();
@@ -236,7 +245,9 @@ fn parse_query_statement(
         _ => return Err(not_read_only()),
     };
     match &*inner {
-        SqlStatement::Query(_) => {}
+        SqlStatement::Query(_)
+        | SqlStatement::ShowTables { .. }
+        | SqlStatement::ShowColumns { .. } => {}
         SqlStatement::Explain { statement, .. }
             if matches!(statement.as_ref(), SqlStatement::Query(_)) => {}
         other => {

@@ -184,3 +184,10 @@ pub fn clamp_limits(statement: &mut Statement) {
     }
     let _ = statement.visit(&mut Clamp);
 }
+
+/// Whether a query reads the SQL catalog views (`information_schema`, `SHOW TABLES`,
+/// `SHOW COLUMNS`), which need the list of readable datasets.
+pub fn mentions_catalog(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    lower.contains("information_schema") || lower.trim_start().starts_with("show")
+}

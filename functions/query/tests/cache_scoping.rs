@@ -4,61 +4,8 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use common::*;
 use serde_json::json;
-use weir_function_runtime::{AccessDecision, AccessPolicy, ApiError, Caller, DatasetAction};
-
-/// `Bearer owner` is alice; everyone else is anonymous and may not see `hidden`.
-struct OneHiddenDataset {
-    hidden: String,
-}
-
-#[async_trait]
-impl AccessPolicy for OneHiddenDataset {
-    async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        Ok(match authorization {
-            Some("Bearer owner") => Caller {
-                account_id: Some("alice".to_string()),
-                account_name: Some("alice".to_string()),
-                ..Caller::default()
-            },
-            _ => Caller::anonymous(),
-        })
-    }
-
-    async fn decide(
-        &self,
-        caller: &Caller,
-        dataset_id: &str,
-        _action: DatasetAction,
-    ) -> Result<AccessDecision, ApiError> {
-        if dataset_id == self.hidden && caller.account_id.is_none() {
-            return Ok(AccessDecision::Hidden);
-        }
-        Ok(AccessDecision::Allowed)
-    }
-}
-
-const SECRET: &str = "kind: DatasetSnapshot
-version: 1
-content:
-  name: secret
-  kind: Root
-  metadata:
-    - kind: AddPushSource
-      sourceName: default
-      read:
-        kind: NdJson
-        schema:
-          fields:
-            - {name: event_time, type: Timestamp}
-            - {name: password, type: String}
-      merge:
-        kind: Append
-";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_head_hash_does_not_open_it_through_another_alias() {
@@ -78,23 +25,8 @@ async fn a_private_head_hash_does_not_open_it_through_another_alias() {
         .unwrap()
         .unwrap();
 
-    // A query function over the same storage with the access policy above.
-    let config = weir_query::QueryConfig {
-        default_account: "alice".to_string(),
-        node_private_key: Some("11".repeat(32)),
-        storage: weir_dataset::StorageConfig::LocalFs {
-            root_dir: seed.storage_root().to_path_buf(),
-        },
-        ..Default::default()
-    };
-    let policy = Arc::new(OneHiddenDataset {
-        hidden: secret_id.to_did_string(),
-    });
-    let context = weir_query::build_context_with_access(config, policy).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/query", listener.local_addr().unwrap());
-    let router = weir_query::router(context);
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    // A query function over the same storage that hides the secret from anonymous callers.
+    let url = format!("{}/query", serve_hiding(&seed, secret_id).await);
     let client = reqwest::Client::new();
 
     // The owner reads the secret: its source is now cached.

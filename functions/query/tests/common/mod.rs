@@ -164,3 +164,78 @@ impl Harness {
         )
     }
 }
+
+/// A dataset only its owner may read.
+pub const SECRET: &str = "kind: DatasetSnapshot
+version: 1
+content:
+  name: secret
+  kind: Root
+  metadata:
+    - kind: AddPushSource
+      sourceName: default
+      read:
+        kind: NdJson
+        schema:
+          fields:
+            - {name: event_time, type: Timestamp}
+            - {name: password, type: String}
+      merge:
+        kind: Append
+";
+
+/// `Bearer owner` is alice; everyone else is anonymous and may not see `hidden`.
+pub struct OneHiddenDataset {
+    pub hidden: String,
+}
+
+#[async_trait::async_trait]
+impl weir_function_runtime::AccessPolicy for OneHiddenDataset {
+    async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<weir_function_runtime::Caller, weir_function_runtime::ApiError> {
+        Ok(match authorization {
+            Some("Bearer owner") => weir_function_runtime::Caller {
+                account_id: Some("alice".to_string()),
+                account_name: Some("alice".to_string()),
+                ..Default::default()
+            },
+            _ => weir_function_runtime::Caller::anonymous(),
+        })
+    }
+
+    async fn decide(
+        &self,
+        caller: &weir_function_runtime::Caller,
+        dataset_id: &str,
+        _action: weir_function_runtime::DatasetAction,
+    ) -> Result<weir_function_runtime::AccessDecision, weir_function_runtime::ApiError> {
+        if dataset_id == self.hidden && caller.account_id.is_none() {
+            return Ok(weir_function_runtime::AccessDecision::Hidden);
+        }
+        Ok(weir_function_runtime::AccessDecision::Allowed)
+    }
+}
+
+/// A query function over `harness`'s storage that hides `hidden` from anonymous callers
+/// (`Bearer owner` reads everything); returns its base URL.
+pub async fn serve_hiding(harness: &Harness, hidden: weir_odf::DatasetId) -> String {
+    let config = QueryConfig {
+        default_account: "alice".to_string(),
+        node_private_key: Some("11".repeat(32)),
+        storage: weir_dataset::StorageConfig::LocalFs {
+            root_dir: harness.storage_root().to_path_buf(),
+        },
+        ..Default::default()
+    };
+    let policy = Arc::new(OneHiddenDataset {
+        hidden: hidden.to_did_string(),
+    });
+    let context = weir_query::build_context_with_access(config, policy).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = weir_query::router(context);
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    url
+}
