@@ -273,6 +273,11 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
         .expect("block-committed on NATS")
         .unwrap()
         .unwrap();
+    let event = {
+        let envelope = event.envelope.clone();
+        event.ack().await.unwrap();
+        envelope
+    };
     assert_eq!(
         event.event,
         weir_events::WeirEvent::BlockCommitted {

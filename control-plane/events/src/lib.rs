@@ -12,7 +12,7 @@ pub mod envelope;
 pub mod in_process;
 pub mod nats;
 
-pub use bus::{BusError, EventBus, EventStream};
+pub use bus::{Acknowledge, BusError, Delivery, EventBus, EventStream};
 pub use envelope::{EventEnvelope, WeirEvent};
 pub use in_process::InProcessEventBus;
 pub use nats::NatsEventBus;

@@ -1,12 +1,15 @@
 //! The NATS JetStream bus. Events go to the stream `<PREFIX>_EVENTS` (subjects `<prefix>.v1.>`,
 //! kept 7 days, deduplicated on the envelope id for 2 minutes). Subscribers are pull consumers,
-//! durable when named; a message is acknowledged once it has been decoded and handed over.
+//! durable when named, with explicit acknowledgement: a message is acknowledged by its handler
+//! once handled, negatively acknowledged (redelivered after a delay) when handling failed, and
+//! redelivered after the acknowledgement wait when its handler never answered. A message that
+//! does not decode is terminated (never redelivered) and reported as `Malformed`.
 
 use async_nats::jetstream::{self, consumer, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use crate::bus::{BusError, EventBus, EventStream};
+use crate::bus::{Acknowledge, BusError, Delivery, EventBus, EventStream};
 use crate::envelope::EventEnvelope;
 
 #[derive(Clone)]
@@ -114,17 +117,37 @@ impl EventBus for NatsEventBus {
         let messages = consumer.messages().await.map_err(unavailable)?;
         let events = messages.then(|message| async move {
             let message = message.map_err(unavailable)?;
-            let decoded =
-                EventEnvelope::from_json(&message.payload).map_err(|error| BusError::Malformed {
-                    subject: message.subject.to_string(),
-                    message: error.to_string(),
-                });
-            message
-                .ack()
-                .await
-                .map_err(|error| BusError::Internal(error.to_string()))?;
-            decoded
+            match EventEnvelope::from_json(&message.payload) {
+                Ok(envelope) => Ok(Delivery::new(envelope, Box::new(JetStreamAck(message)))),
+                Err(error) => {
+                    // Redelivering cannot make it decode.
+                    let _ = message.ack_with(jetstream::AckKind::Term).await;
+                    Err(BusError::Malformed {
+                        subject: message.subject.to_string(),
+                        message: error.to_string(),
+                    })
+                }
+            }
         });
         Ok(Box::pin(events))
+    }
+}
+
+struct JetStreamAck(jetstream::Message);
+
+#[async_trait]
+impl Acknowledge for JetStreamAck {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        self.0
+            .ack()
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))
+    }
+
+    async fn nak(self: Box<Self>, delay: std::time::Duration) -> Result<(), BusError> {
+        self.0
+            .ack_with(jetstream::AckKind::Nak(Some(delay)))
+            .await
+            .map_err(|error| BusError::Unavailable(error.to_string()))
     }
 }

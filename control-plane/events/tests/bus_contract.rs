@@ -55,6 +55,7 @@ macro_rules! contract_tests {
 }
 
 contract_tests!(
+    redelivers_what_its_handler_did_not_handle,
     delivers_in_publish_order,
     filters_by_subject,
     fans_out_to_every_subscriber,
@@ -83,7 +84,8 @@ fn revoked(token: &str) -> EventEnvelope {
     )
 }
 
-async fn next(stream: &mut EventStream) -> EventEnvelope {
+/// The next delivery, unsettled.
+async fn delivery(stream: &mut EventStream) -> weir_events::Delivery {
     tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .expect("event within 10 s")
@@ -91,9 +93,32 @@ async fn next(stream: &mut EventStream) -> EventEnvelope {
         .expect("event decodes")
 }
 
+/// The next event, acknowledged.
+async fn next(stream: &mut EventStream) -> EventEnvelope {
+    let delivery = delivery(stream).await;
+    let envelope = delivery.envelope.clone();
+    delivery.ack().await.unwrap();
+    envelope
+}
+
 async fn nothing_more(stream: &mut EventStream) {
     let more = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
     assert!(more.is_err(), "unexpected event: {more:?}");
+}
+
+/// At least once: a delivery its handler negatively acknowledges comes again; once
+/// acknowledged, it does not.
+async fn redelivers_what_its_handler_did_not_handle(bus: Bus) {
+    let mut stream = bus.bus.subscribe(None, "dataset.>").await.unwrap();
+    let envelope = committed("r", 1);
+    bus.bus.publish(&envelope).await.unwrap();
+    let first = delivery(&mut stream).await;
+    assert_eq!(first.envelope, envelope);
+    first.nak(Duration::from_millis(50)).await.unwrap();
+    let again = delivery(&mut stream).await;
+    assert_eq!(again.envelope, envelope);
+    again.ack().await.unwrap();
+    nothing_more(&mut stream).await;
 }
 
 async fn delivers_in_publish_order(bus: Bus) {

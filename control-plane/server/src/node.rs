@@ -14,6 +14,7 @@ use weir_metastore::{Account, Metastore, SqlMetastore, Visibility};
 
 use crate::auth::TokenSigner;
 use crate::config::{BusConfig, ControlPlaneConfig, parse_seed};
+use crate::error::ServiceError;
 use crate::indexer::Indexer;
 use crate::leader::Leadership;
 use crate::services::access::ControlPlaneAccessPolicy;
@@ -133,10 +134,23 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Handles each event, then acknowledges it; one whose handling failed is delivered again
+    /// after a pause.
     async fn consume_events(self: Arc<Self>, mut events: weir_events::EventStream) {
         while let Some(item) = events.next().await {
             match item {
-                Ok(envelope) => self.handle_event(envelope).await,
+                Ok(delivery) => {
+                    let settled = match self.handle_event(&delivery.envelope).await {
+                        Ok(()) => delivery.ack().await,
+                        Err(error) => {
+                            tracing::warn!(%error, "handling an event failed; it comes again");
+                            delivery.nak(Duration::from_secs(1)).await
+                        }
+                    };
+                    if let Err(error) = settled {
+                        tracing::warn!(%error, "cannot settle an event; the bus delivers it again");
+                    }
+                }
                 Err(BusError::Lagged(missed)) => {
                     tracing::warn!(missed, "event consumer lagged, rescanning storage");
                     self.access.invalidate_all();
@@ -150,15 +164,14 @@ impl ControlPlane {
         tracing::warn!("event stream ended");
     }
 
-    async fn handle_event(&self, envelope: EventEnvelope) {
+    async fn handle_event(&self, envelope: &EventEnvelope) -> Result<(), ServiceError> {
         match &envelope.event {
             WeirEvent::BlockCommitted { dataset_id, .. } => {
+                // An id that does not parse never will: nothing to do again.
                 let Ok(id) = dataset_id.parse::<weir_odf::DatasetId>() else {
-                    return;
+                    return Ok(());
                 };
-                if let Err(error) = self.indexer.index_dataset(&id).await {
-                    tracing::warn!(%dataset_id, %error, "cannot index committed block");
-                }
+                self.indexer.index_dataset(&id).await?;
             }
             WeirEvent::TokenRevoked { token_id, .. } => self.accounts.note_revoked(token_id),
             WeirEvent::VisibilityChanged { dataset_id, .. }
@@ -169,6 +182,7 @@ impl ControlPlane {
             }
             WeirEvent::DatasetCreated { .. } => {}
         }
+        Ok(())
     }
 
     /// On the leader: index everything at start, then every `repair_interval_seconds`, so

@@ -61,7 +61,8 @@ async fn expect_commit_event(events: &mut weir_events::EventStream, dataset_id: 
         .expect("a block-committed event")
         .unwrap()
         .unwrap();
-    assert_eq!(event.event.dataset_id(), Some(dataset_id));
+    assert_eq!(event.envelope.event.dataset_id(), Some(dataset_id));
+    event.ack().await.unwrap();
 }
 
 fn link_config(node: &Node, cache_seconds: u64) -> ControlPlaneLinkConfig {
