@@ -3,7 +3,9 @@
 # pushed through the HTTP path of the real weir-ingest binary (perf profile), and in the same run
 # converted to Parquet by DuckDB and by pyarrow on the same cores. Prints a markdown table of
 # wall time, rows/s, ratio to DuckDB, CPU time and peak RSS (median of WEIR_BENCH_RUNS runs,
-# default 5, the tools taking turns). Not part of the test suite.
+# default 5, the tools taking turns). Like with like: Weir is timed on the request to a server
+# that is already up, the peers inside their process on the conversion alone (no interpreter
+# start or imports). Not part of the test suite.
 #
 #   tests/bench/ingest.sh [ROWS]
 set -euo pipefail
@@ -83,19 +85,33 @@ weir() {
   echo "$(echo "$end - $start" | bc) $rss $(echo "$cpu_after - $cpu_before" | bc)"
 }
 
-# python_tool SCRIPT -> "seconds peak_rss_kib cpu_seconds"
+# python_tool SCRIPT -> "seconds peak_rss_kib cpu_seconds". Like Weir, which is timed on the
+# request to a server already up, the peers are timed inside their process on the work alone:
+# interpreter start and imports are left out of wall and CPU time (CPU from process_time, which
+# counts every thread of the process). Peak RSS is the whole process's.
 python_tool() {
-  local script=$1 output
-  output=$( { /usr/bin/time -f "%e %M %U %S" python3 -c "$script" >/dev/null; } 2>&1 | tail -n1 \
-    | awk '{ printf "%s %s %.2f", $1, $2, $3 + $4 }')
-  echo "$output"
+  local script=$1 measured rss
+  measured=$(mktemp "$WORK/measured.XXXX")
+  rss=$( { /usr/bin/time -f "%M" python3 -c "
+import time
+$(echo "$script" | sed -n 1p)
+wall, cpu = time.perf_counter(), time.process_time()
+$(echo "$script" | sed -n '2,$p')
+open('$measured', 'w').write(f'{time.perf_counter() - wall:.3f} {time.process_time() - cpu:.2f}')
+" >/dev/null; } 2>&1 | tail -n1)
+  read -r seconds cpu <"$measured"
+  rm -f "$measured"
+  echo "$seconds $rss $cpu"
 }
 
+# Each peer script: imports on its first line, the timed work after it.
 duckdb_script() { # FILE READER
-  echo "import duckdb; duckdb.execute(\"COPY (SELECT * FROM $2('$1')) TO '$WORK/duckdb.parquet' (FORMAT parquet)\")"
+  printf 'import duckdb\nduckdb.execute("COPY (SELECT * FROM %s(%s)) TO %s (FORMAT parquet)")\n' \
+    "$2" "'$1'" "'$WORK/duckdb.parquet'"
 }
 pyarrow_script() { # FILE MODULE
-  echo "import pyarrow.$2 as r, pyarrow.parquet as pq; pq.write_table(r.read_$2('$1'), '$WORK/pyarrow.parquet')"
+  printf 'import pyarrow.%s as r, pyarrow.parquet as pq\npq.write_table(r.read_%s(%s), %s)\n' \
+    "$2" "$2" "'$1'" "'$WORK/pyarrow.parquet'"
 }
 
 # median FILE -> the line of FILE with the median first field (wall seconds)
