@@ -58,6 +58,13 @@ impl IngestContext {
     }
 }
 
+/// Who commits a push, and the idempotency key it came with.
+#[derive(Clone, Copy)]
+struct Pusher<'a> {
+    caller: &'a Caller,
+    idempotency: Option<&'a Idempotency>,
+}
+
 pub struct IngestRequest {
     pub caller: Caller,
     pub account: String,
@@ -172,8 +179,10 @@ impl IngestContext {
         let outcome = self
             .commit_with_retries(
                 &dataset,
-                &request,
-                idempotency.as_ref(),
+                Pusher {
+                    caller: &request.caller,
+                    idempotency: idempotency.as_ref(),
+                },
                 &source.merge,
                 chain,
                 input,
@@ -194,13 +203,16 @@ impl IngestContext {
     async fn commit_with_retries(
         &self,
         dataset: &Dataset,
-        request: &IngestRequest,
-        idempotency: Option<&Idempotency>,
+        pusher: Pusher<'_>,
         strategy: &MergeStrategy,
         mut chain: ChainSnapshot,
         input: MergeInputRecords,
         mut written: Option<(PreparedSlice, SlicePlacement)>,
     ) -> Result<IngestResponse, IngestError> {
+        let Pusher {
+            caller,
+            idempotency,
+        } = pusher;
         for attempt in 1..=self.config.max_commit_attempts {
             // One writer of this process at a time places records after the head and commits:
             // writers here queue instead of losing races to each other.
@@ -303,7 +315,7 @@ impl IngestContext {
                             .unwrap_or_default();
                         notifier
                             .block_committed(
-                                &request.caller,
+                                caller,
                                 &dataset.id().to_did_string(),
                                 &result.new_head.to_string(),
                                 sequence_number,

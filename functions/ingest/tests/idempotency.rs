@@ -102,15 +102,14 @@ async fn idempotency_keys_are_scoped_and_bound_to_their_request() {
                 .collect()
                 .await
                 .unwrap();
-            let cities = batches[0]
+            batches[0]
                 .column(0)
                 .as_any()
                 .downcast_ref::<arrow::array::StringArray>()
                 .unwrap()
                 .iter()
                 .map(|city| city.unwrap().to_string())
-                .collect::<Vec<_>>();
-            cities
+                .collect::<Vec<_>>()
         }
     };
 
