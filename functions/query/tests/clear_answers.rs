@@ -68,3 +68,28 @@ async fn a_non_ascii_authorization_header_is_401() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "unauthenticated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejections_no_handler_wrote_are_json_too() {
+    let harness = Harness::with_cities().await;
+    let big = format!("{{\"query\": \"SELECT 1 {}\"}}", " ".repeat(3 << 20));
+    let response = harness
+        .client
+        .post(harness.url("/query"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "payload_too_large", "{body}");
+    for path in [
+        "/query?query=SELECT%201&bogus=1",
+        "/alice/cities/tail?limit=x",
+    ] {
+        let (status, body) = harness.get_json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body["message"].is_string(), "{body}");
+    }
+}

@@ -283,7 +283,7 @@ impl AccountService {
         }
         let now = chrono::Utc::now().timestamp();
         let expires_at = now + self.config.session_ttl_seconds;
-        // Sessions carry an id like personal access tokens, so that logout can revoke them.
+        // Sessions carry an id, so that logout can revoke them; only a logout records it.
         let id = uuid::Uuid::new_v4().to_string();
         let access_token = self.signer.sign(&Claims {
             iss: ISSUER.to_string(),
@@ -292,18 +292,8 @@ impl AccountService {
             iat: now,
             exp: Some(expires_at),
             adm: account.is_admin,
-            jti: Some(id.clone()),
+            jti: Some(id),
         });
-        let record = AccessToken {
-            id,
-            account_id: account.id.clone(),
-            name: SESSION_TOKEN_NAME.to_string(),
-            created_at: now * 1000,
-            revoked_at: None,
-        };
-        self.metastore
-            .create_token(record, &token_hash(&access_token))
-            .await?;
         Ok(LoginResponse {
             access_token,
             account_id: account.id,
@@ -349,12 +339,20 @@ impl AccountService {
                 "token `name` must not be empty".to_string(),
             ));
         }
+        if name == SESSION_TOKEN_NAME {
+            return Err(ServiceError::InvalidInput(format!(
+                "token name `{SESSION_TOKEN_NAME}` is reserved"
+            )));
+        }
         let account = self.me(caller).await?;
         self.issue_token(&account, name).await
     }
 
+    /// Personal access tokens (ended login sessions are not listed).
     pub async fn list_tokens(&self, caller: &Caller) -> ServiceResult<Vec<AccessToken>> {
-        Ok(self.metastore.list_tokens(require_account(caller)?).await?)
+        let mut tokens = self.metastore.list_tokens(require_account(caller)?).await?;
+        tokens.retain(|token| token.name != SESSION_TOKEN_NAME);
+        Ok(tokens)
     }
 
     pub async fn revoke_token(&self, caller: &Caller, token_id: &str) -> ServiceResult<()> {
@@ -399,6 +397,20 @@ impl AccountService {
                 "this token has no id and cannot be revoked; it expires by itself".to_string(),
             )
         })?;
+        if claims.exp.is_some() && self.metastore.token_by_id(&token_id).await?.is_none() {
+            // A session is recorded only now, to be revoked.
+            let account_id = require_account(caller)?.to_string();
+            let record = AccessToken {
+                id: token_id.clone(),
+                account_id,
+                name: SESSION_TOKEN_NAME.to_string(),
+                created_at: claims.iat * 1000,
+                revoked_at: None,
+            };
+            self.metastore
+                .create_token(record, &token_hash(token.expose()))
+                .await?;
+        }
         self.revoke_token(caller, &token_id).await
     }
 
@@ -410,7 +422,9 @@ impl AccountService {
             .insert(token_id.to_string(), true);
     }
 
-    async fn is_revoked(&self, token: &str, token_id: &str) -> ServiceResult<bool> {
+    /// Whether the token with id `token_id` was revoked. A personal access token is valid only
+    /// while its record is; a login `session` has a record only once it was logged out.
+    async fn is_revoked(&self, token: &str, token_id: &str, session: bool) -> ServiceResult<bool> {
         if let Some(revoked) = self
             .revocations
             .lock()
@@ -421,7 +435,7 @@ impl AccountService {
         }
         let revoked = match self.metastore.token_by_id(token_id).await? {
             Some((record, hash)) => record.revoked_at.is_some() || hash != token_hash(token),
-            None => true,
+            None => !session,
         };
         self.revocations
             .lock()
@@ -442,7 +456,9 @@ impl AccountService {
         let claims = jwt::verify(&self.signer.verifying_key(), token, now)
             .map_err(|error| ServiceError::Unauthenticated(error.to_api_error().message))?;
         if let Some(token_id) = &claims.jti
-            && self.is_revoked(token, token_id).await?
+            && self
+                .is_revoked(token, token_id, claims.exp.is_some())
+                .await?
         {
             return Err(ServiceError::Unauthenticated("token revoked".to_string()));
         }
