@@ -98,15 +98,7 @@ pub fn check_definition(definition: &DatasetDefinition) -> Result<(), Definition
 
 /// The declared columns of a read step (none when inferred), checked for types and duplicates.
 fn check_read_step(read: &ReadStep, at: &str) -> Result<Option<Vec<String>>, DefinitionError> {
-    let (schema, ddl) = match read {
-        ReadStep::Csv(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::Json(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::NdJson(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::GeoJson(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::NdGeoJson(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::Parquet(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::EsriShapefile(step) => (&step.schema, &step.ddl_schema),
-    };
+    let (schema, ddl) = read.declared_schema();
     let names: Vec<String> = if let Some(schema) = schema {
         crate::schema::schema_to_arrow(schema)
             .map_err(|e| error(format!("{at}.schema"), e.to_string()))?;

@@ -76,15 +76,7 @@ fn odf_schema_to_arrow(schema: &DataSchema) -> Result<SchemaRef, IngestError> {
 
 /// Schema the read step declares, if any. Declared fields accept nulls unless ODF says otherwise.
 pub fn declared_schema(read_step: &ReadStep) -> Result<Option<SchemaRef>, IngestError> {
-    let (schema, ddl) = match read_step {
-        ReadStep::Csv(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::Json(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::NdJson(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::GeoJson(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::NdGeoJson(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::Parquet(step) => (&step.schema, &step.ddl_schema),
-        ReadStep::EsriShapefile(step) => (&step.schema, &step.ddl_schema),
-    };
+    let (schema, ddl) = read_step.declared_schema();
     if let Some(schema) = schema {
         return odf_schema_to_arrow(schema).map(Some);
     }

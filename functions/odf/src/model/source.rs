@@ -288,3 +288,19 @@ odf_enum! {
         ExactlyOnce = 2,
     }
 }
+
+impl ReadStep {
+    /// The schema the read step declares: RFC-016 `schema`, and the legacy `ddlSchema`.
+    pub fn declared_schema(&self) -> (Option<&DataSchema>, Option<&[String]>) {
+        let (schema, ddl) = match self {
+            Self::Csv(step) => (&step.schema, &step.ddl_schema),
+            Self::Json(step) => (&step.schema, &step.ddl_schema),
+            Self::NdJson(step) => (&step.schema, &step.ddl_schema),
+            Self::GeoJson(step) => (&step.schema, &step.ddl_schema),
+            Self::NdGeoJson(step) => (&step.schema, &step.ddl_schema),
+            Self::Parquet(step) => (&step.schema, &step.ddl_schema),
+            Self::EsriShapefile(step) => (&step.schema, &step.ddl_schema),
+        };
+        (schema.as_ref(), ddl.as_deref())
+    }
+}
