@@ -437,3 +437,47 @@ async fn concurrent_pushes_all_land() {
         vec!["8,28,7"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_in_one_process_queue_instead_of_racing() {
+    // One commit attempt each: a writer that lost a race to another of this process would fail.
+    let harness =
+        std::sync::Arc::new(Harness::start_with(|config| config.max_commit_attempts = 1).await);
+    let dataset = harness
+        .create(&root_manifest("lanes", NDJSON_READ, APPEND))
+        .await;
+    let mut tasks = Vec::new();
+    for writer in 0..8 {
+        let harness = harness.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for push in 0..10 {
+                let body = format!("{{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"w{writer}-{push}\", \"population\": 1}}");
+                let (status, json) = harness.push("/alice/lanes/ingest", "application/x-ndjson", body).await;
+                statuses.push((status, json));
+            }
+            statuses
+        }));
+    }
+    for task in tasks {
+        for (status, json) in task.await.unwrap() {
+            assert_eq!(status, 200, "{json}");
+        }
+    }
+    assert_eq!(
+        harness
+            .rows(&dataset, "SELECT count(*), max(\"offset\") FROM t")
+            .await,
+        vec!["80,79"]
+    );
+    // Nobody lost a race, so nothing was left behind: every block and data file is referenced.
+    let chain = dataset.load_chain(None).await.unwrap();
+    let root = harness
+        .storage_root()
+        .join(dataset.layout().prefix().to_string());
+    let count =
+        |folder: &str| std::fs::read_dir(root.join(folder)).map_or(0, |entries| entries.count());
+    assert_eq!(count("blocks"), chain.blocks.len());
+    assert_eq!(count("data"), 80);
+    assert_eq!(count("staging"), 0);
+}

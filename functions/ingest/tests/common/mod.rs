@@ -44,6 +44,11 @@ impl Harness {
         }
     }
 
+    /// The local directory the datasets are kept under.
+    pub fn storage_root(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub async fn create(&self, manifest: &str) -> Dataset {
         let definition = weir_odf::manifest::parse_dataset_manifest(manifest).unwrap();
         let account: AccountName = "alice".parse().unwrap();
