@@ -62,8 +62,12 @@ up() {
 unreferenced() {
   local dir chain blocks data staging
   dir=$(ls -d "$1"/datasets/did:odf:* | head -n1)
-  chain=$(curl -sf "$UP_URL/datasets/admin/bench.events/blocks?limit=1" -H "Authorization: Bearer $TOKEN" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["sequenceNumber"] + 1)')
+  # A dataset written by other processes is indexed by the control plane's first repair.
+  for _ in $(seq 1 100); do
+    chain=$(curl -sf "$UP_URL/datasets/admin/bench.events/blocks?limit=1" -H "Authorization: Bearer $TOKEN" \
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["sequenceNumber"] + 1)' 2>/dev/null) && break
+    sleep 0.2
+  done
   blocks=$(ls "$dir/blocks" 2>/dev/null | wc -l)
   data=$(ls "$dir/data" 2>/dev/null | wc -l)
   staging=$(ls "$dir/staging" 2>/dev/null | wc -l)

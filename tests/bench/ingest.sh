@@ -25,7 +25,7 @@ if command -v mold >/dev/null 2>&1; then export RUSTFLAGS="-C link-arg=-fuse-ld=
 if [ -z "${WEIR_BENCH_SKIP_BUILD:-}" ]; then
   cargo build -q --profile perf -p weir-ingest -p weir-local
 fi
-BIN=target/perf
+BIN=${CARGO_TARGET_DIR:-target}/perf
 
 cat >"$WORK/manifest.yaml" <<'YAML'
 kind: DatasetSnapshot
@@ -66,7 +66,7 @@ weir() {
   data=$(mktemp -d "$WORK/data.XXXX")
   "$BIN/weir" create "$WORK/manifest.yaml" --data-dir "$data" --account bench >/dev/null
   port=$(free_port)
-  PORT=$port WEIR_LISTEN_HOST=127.0.0.1 WEIR__STORAGE__KIND=local_fs WEIR__STORAGE__ROOT_DIR="$data/datasets" \
+  PORT=$port WEIR_LISTEN_HOST=127.0.0.1 WEIR__STORAGE__KIND=local_fs WEIR__STORAGE__ROOT_DIR="$data/datasets" WEIR__OPEN_ACCESS=true \
     WEIR_CONFIG_PATH=/dev/null RUST_LOG=warn "$BIN/weir-ingest" &
   pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done

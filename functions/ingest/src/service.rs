@@ -307,6 +307,8 @@ impl IngestContext {
                 .await
             {
                 Ok(result) => {
+                    // The next writer may go while this one reports its commit.
+                    drop(lane);
                     if let Some(notifier) = &self.notifier {
                         let sequence_number = result
                             .blocks
