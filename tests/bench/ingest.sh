@@ -97,7 +97,7 @@ import time
 $(echo "$script" | sed -n 1p)
 wall, cpu = time.perf_counter(), time.process_time()
 $(echo "$script" | sed -n '2,$p')
-open('$measured', 'w').write(f'{time.perf_counter() - wall:.3f} {time.process_time() - cpu:.2f}')
+open('$measured', 'w').write(f'{time.perf_counter() - wall:.3f} {time.process_time() - cpu:.2f}\\n')
 " >/dev/null; } 2>&1 | tail -n1)
   read -r seconds cpu <"$measured"
   rm -f "$measured"
