@@ -298,6 +298,39 @@ async fn snapshot_emits_retractions_and_corrections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_may_key_by_event_time() {
+    let harness = Harness::start().await;
+    let merge = "        kind: Snapshot\n        primaryKey: [city, event_time]";
+    let dataset = harness
+        .create(&root_manifest("states", NDJSON_READ, merge))
+        .await;
+    let first = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 10}\n{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"B\", \"population\": 20}";
+    let (status, json) = harness
+        .push("/alice/states/ingest", "application/x-ndjson", first)
+        .await;
+    assert_eq!(
+        (status, json["numRecords"].clone()),
+        (200, 2.into()),
+        "{json}"
+    );
+    // A at the same time changed, B at that time is gone.
+    let second = "{\"event_time\": \"2024-01-01T00:00:00Z\", \"city\": \"A\", \"population\": 11}";
+    let (status, json) = harness
+        .push("/alice/states/ingest", "application/x-ndjson", second)
+        .await;
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(
+        harness
+            .rows(
+                &dataset,
+                "SELECT op, city, population FROM t ORDER BY \"offset\""
+            )
+            .await,
+        vec!["0,A,10", "0,B,20", "2,A,10", "3,A,11", "1,B,20"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changelog_and_upsert_streams() {
     let harness = Harness::start().await;
     let read = "        kind: NdJson
