@@ -182,3 +182,66 @@ async fn logout_revokes_the_session_and_bad_headers_are_401() {
         "`_` is not allowed",
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_and_logout_refuse_bad_callers_and_parameters() {
+    let node = start(None).await;
+    node.create_dataset(&node.admin, MANIFEST).await;
+    let bob = node.user("bob").await;
+    assert_error(
+        &node
+            .call(Method::POST, "/admin/sweep", Some(&bob), None)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "administrator",
+    );
+    // Anonymous callers are refused like non-administrators, as on /admin/reindex.
+    assert_error(
+        &node.call(Method::POST, "/admin/sweep", None, None).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "administrator",
+    );
+    for bad in ["graceSeconds=-1", "graceSeconds=soon", "bogus=1"] {
+        let answer = node
+            .call(
+                Method::POST,
+                &format!("/admin/sweep?{bad}"),
+                Some(&node.admin),
+                None,
+            )
+            .await;
+        assert_eq!(answer.0, StatusCode::BAD_REQUEST, "{bad}: {}", answer.1);
+        assert_eq!(answer.1["error"], "invalid_input", "{bad}: {}", answer.1);
+    }
+    // The admin sweeps: nothing is unreferenced, nothing goes, the dataset still reads.
+    let answer = node
+        .call(
+            Method::POST,
+            "/admin/sweep?graceSeconds=0",
+            Some(&node.admin),
+            None,
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    assert_eq!(answer.1["deleted"], 0, "{}", answer.1);
+    assert_eq!(answer.1["datasets"], 1, "{}", answer.1);
+    assert_eq!(
+        node.get("/datasets/admin/readings", Some(&node.admin))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Logging out needs a token; a garbage one is 401.
+    assert_eq!(
+        node.call(Method::POST, "/auth/logout", None, None).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        node.call(Method::POST, "/auth/logout", Some("not-a-jwt"), None)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}

@@ -51,10 +51,18 @@ pub fn first_outside_years_1_to_9999(array: &dyn Array) -> Option<usize> {
     }
 }
 
+/// Every batch of every push passes here: the vectorized min and max say whether any value
+/// is outside before a row is looked at.
 fn first_where<T: ArrowPrimitiveType>(
     array: &PrimitiveArray<T>,
     outside: impl Fn(T::Native) -> bool,
 ) -> Option<usize> {
+    let (Some(min), Some(max)) = (arrow::compute::min(array), arrow::compute::max(array)) else {
+        return None;
+    };
+    if !outside(min) && !outside(max) {
+        return None;
+    }
     (0..array.len()).find(|&row| array.is_valid(row) && outside(array.value(row)))
 }
 

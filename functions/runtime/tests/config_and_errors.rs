@@ -134,3 +134,28 @@ async fn errors_answer_with_status_and_json_body() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_function_without_a_control_plane_fails_closed() {
+    use weir_function_runtime::{ControlPlaneLinkConfig, Platform};
+    let refused = Platform::from_config("ingest", None, false)
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        refused.contains("control_plane") && refused.contains("open_access"),
+        "{refused}"
+    );
+    assert!(Platform::from_config("ingest", None, true).await.is_ok());
+    let link = ControlPlaneLinkConfig {
+        url: "http://127.0.0.1:9".to_string(),
+        token_public_key: None,
+        permission_cache_seconds: 5,
+        request_timeout_millis: 100,
+    };
+    let contradiction = Platform::from_config("ingest", Some(&link), true)
+        .await
+        .err()
+        .unwrap();
+    assert!(contradiction.contains("contradict"), "{contradiction}");
+}
