@@ -33,6 +33,9 @@ pub enum CommitError {
     },
     #[error("nothing to commit")]
     NothingToCommit,
+    /// Writers in other processes won the compare-and-swap every time.
+    #[error("the head kept moving: {attempts} commit attempts lost to concurrent writers")]
+    TooManyConflicts { attempts: u32 },
     #[error("invalid block: {0}")]
     InvalidBlock(#[from] weir_odf::validation::ChainValidationError),
     #[error(transparent)]

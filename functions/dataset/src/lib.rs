@@ -8,6 +8,7 @@
 //! Functions and the control plane depend on it; it must not depend on HTTP frameworks, sqlx,
 //! lambda runtimes or AWS SDKs (S3 access goes through `object_store`).
 
+pub mod commit;
 pub mod config;
 pub mod dataset;
 pub mod ddl;
@@ -26,6 +27,7 @@ pub mod sweep;
 pub mod table;
 pub mod temporal;
 
+pub use commit::{CommitListener, CommitPipeline, CommitWriter, Prepared};
 pub use config::StorageConfig;
 pub use dataset::{ChainSnapshot, CommitResult, Dataset};
 pub use error::{CommitError, SliceError, StorageError};

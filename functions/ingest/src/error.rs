@@ -111,6 +111,7 @@ impl From<CommitError> for IngestError {
     fn from(error: CommitError) -> Self {
         match error {
             CommitError::InvalidBlock(error) => Self::BadValue(error.to_string()),
+            CommitError::TooManyConflicts { attempts } => Self::TooManyConflicts { attempts },
             other => Self::Internal(other.to_string()),
         }
     }

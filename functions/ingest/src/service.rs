@@ -5,7 +5,6 @@
 //! the dataset's history before writing.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -17,10 +16,13 @@ use serde::Serialize;
 use weir_dataset::slices::{
     OFFSET_COLUMN, PreparedSlice, SYSTEM_TIME_COLUMN, SliceData, prepare_slice, read_slice,
 };
-use weir_dataset::{ChainSnapshot, CommitError, Dataset, DatasetStore};
+use weir_dataset::{
+    ChainSnapshot, CommitListener, CommitPipeline, CommitResult, CommitWriter, Dataset,
+    DatasetStore, Prepared,
+};
 use weir_odf::{
-    AccountName, AddData, DataSchema, DataSlice, DatasetName, MergeStrategy, MetadataEvent,
-    Multihash, OffsetInterval, SetDataSchema,
+    AccountName, AddData, DataSchema, DataSlice, DatasetId, DatasetName, MergeStrategy,
+    MetadataEvent, Multihash, OffsetInterval, SetDataSchema,
 };
 
 use weir_function_runtime::{
@@ -198,166 +200,33 @@ impl IngestContext {
         outcome
     }
 
-    /// Stores the slice and commits it after the chain's head; a lost race reloads the chain and
-    /// places the records again after the new head (bounded by `max_commit_attempts`).
+    /// Stores the slice and commits it after the chain's head through the shared pipeline; a
+    /// lost race places the records again after the new head.
     async fn commit_with_retries(
         &self,
         dataset: &Dataset,
         pusher: Pusher<'_>,
         strategy: &MergeStrategy,
-        mut chain: ChainSnapshot,
+        chain: ChainSnapshot,
         input: MergeInputRecords,
-        mut written: Option<(PreparedSlice, SlicePlacement)>,
+        written: Option<(PreparedSlice, SlicePlacement)>,
     ) -> Result<IngestResponse, IngestError> {
-        let Pusher {
-            caller,
-            idempotency,
-        } = pusher;
-        for attempt in 1..=self.config.max_commit_attempts {
-            // One writer of this process at a time places records after the head and commits:
-            // writers here queue instead of losing races to each other.
-            let lane = dataset.commit_lane().await;
-            let current = dataset.head().await?.map(|head| head.hash);
-            if current != chain.head.as_ref().map(|head| head.hash) {
-                // The head moved while the body was read or this request waited.
-                chain = load_chain(dataset).await?;
-                if let Some(idempotency) = idempotency
-                    && let Some(previous) =
-                        find_previous_ingest(&chain, &idempotency.key, &idempotency.scope)
-                {
-                    return idempotency.replay(previous);
-                }
-            }
-            let target = push_target(&chain)?;
-            let (mut slice, placement) = match written.take() {
-                Some((slice, at)) if fits(&at, &chain) => (slice, at),
-                stale => {
-                    // First attempt of a collected request, or a concurrent commit moved the
-                    // head: offsets and system time are assigned again after the new head.
-                    let (schema, batches) = match (&input, &stale) {
-                        (MergeInputRecords::Read { schema, batches }, _) => {
-                            (schema.clone(), batches.clone())
-                        }
-                        (MergeInputRecords::InSlice, Some((slice, _))) => {
-                            records_of_slice(dataset, slice).await?
-                        }
-                        (MergeInputRecords::InSlice, None) => {
-                            return Err(IngestError::Internal(
-                                "streamed records were lost before the commit".to_string(),
-                            ));
-                        }
-                    };
-                    drop(stale);
-                    let placement = placement_after(&chain);
-                    let Some(slice) = self
-                        .merge_into_slice(
-                            dataset,
-                            &chain,
-                            target.schema.as_ref(),
-                            strategy,
-                            (schema, batches),
-                            placement,
-                        )
-                        .await?
-                    else {
-                        return Ok(unchanged(&chain));
-                    };
-                    (slice, placement)
-                }
-            };
-            let mut events = Vec::with_capacity(2);
-            match &target.schema {
-                None => {
-                    let schema = weir_dataset::schema::schema_from_arrow(&slice.schema)
-                        .map_err(|error| IngestError::BadValue(error.to_string()))?;
-                    events.push(MetadataEvent::SetDataSchema(SetDataSchema {
-                        raw_arrow_schema: None,
-                        schema: Some(schema),
-                    }));
-                }
-                Some(existing) => check_same_schema(existing, &slice.schema)?,
-            }
-            dataset.put_slice(&mut slice).await?;
-            let watermark = match (chain.state.watermark(), slice.max_event_time) {
-                (Some(previous), Some(new)) => Some(previous.max(new)),
-                (previous, new) => previous.or(new),
-            };
-            let extra = idempotency.map(Idempotency::extra);
-            events.push(MetadataEvent::AddData(AddData {
-                prev_checkpoint: chain.state.last_checkpoint().copied(),
-                prev_offset: chain.state.last_offset(),
-                new_data: Some(DataSlice {
-                    logical_hash: slice.logical_hash,
-                    physical_hash: slice.physical_hash,
-                    offset_interval: slice.offset_interval.clone(),
-                    size: slice.size,
-                }),
-                new_checkpoint: None,
-                new_watermark: watermark,
-                new_source_state: None,
-                extra,
+        let mut pipeline = CommitPipeline::new(self.config.max_commit_attempts);
+        if let Some(notifier) = &self.notifier {
+            pipeline = pipeline.with_listener(Arc::new(NotifyAs {
+                notifier: notifier.clone(),
+                caller: pusher.caller.clone(),
             }));
-            match dataset
-                .commit_many(
-                    chain.head.as_ref(),
-                    &chain.state,
-                    events,
-                    placement.system_time,
-                )
-                .await
-            {
-                Ok(result) => {
-                    // The next writer may go while this one reports its commit.
-                    drop(lane);
-                    if let Some(notifier) = &self.notifier {
-                        let sequence_number = result
-                            .blocks
-                            .last()
-                            .map(|(_, block)| block.sequence_number)
-                            .unwrap_or_default();
-                        notifier
-                            .block_committed(
-                                caller,
-                                &dataset.id().to_did_string(),
-                                &result.new_head.to_string(),
-                                sequence_number,
-                            )
-                            .await;
-                    }
-                    tracing::info!(
-                        dataset_id = %dataset.id(),
-                        new_head = %result.new_head,
-                        records = slice.offset_interval.len(),
-                        attempt,
-                        "ingested"
-                    );
-                    return Ok(IngestResponse {
-                        old_head: result.old_head,
-                        new_head: Some(result.new_head),
-                        num_records: slice.offset_interval.len(),
-                        offset_interval: Some(slice.offset_interval.clone()),
-                    });
-                }
-                Err(CommitError::Conflict { .. }) => {
-                    // Only a writer in another process can have won.
-                    tracing::debug!(dataset_id = %dataset.id(), attempt, "lost commit race, retrying");
-                    written = Some((slice, placement));
-                    drop(lane);
-                    tokio::time::sleep(backoff(attempt)).await;
-                    chain = load_chain(dataset).await?;
-                    if let Some(idempotency) = idempotency
-                        && let Some(previous) =
-                            find_previous_ingest(&chain, &idempotency.key, &idempotency.scope)
-                    {
-                        return idempotency.replay(previous);
-                    }
-                }
-                Err(error) => return Err(error.into()),
-            }
         }
-        Err(IngestError::TooManyConflicts {
-            attempts: self.config.max_commit_attempts,
-        })
+        let mut writer = PushWriter {
+            context: self,
+            idempotency: pusher.idempotency,
+            strategy,
+            input,
+            written,
+            input_placement: None,
+        };
+        pipeline.commit(dataset, chain, &mut writer).await
     }
 
     /// Conforms records to the dataset, merges them with its history and writes the slice that
@@ -412,6 +281,174 @@ impl IngestContext {
         .await
         .map_err(|error| IngestError::Internal(format!("writing the slice failed: {error}")))??;
         Ok(slice)
+    }
+}
+
+/// A push's side of the commit pipeline.
+struct PushWriter<'a> {
+    context: &'a IngestContext,
+    idempotency: Option<&'a Idempotency>,
+    strategy: &'a MergeStrategy,
+    input: MergeInputRecords,
+    /// The slice written while the body arrived, or by an attempt that lost a race.
+    written: Option<(PreparedSlice, SlicePlacement)>,
+    /// Where the slice of the attempt in flight was placed.
+    input_placement: Option<SlicePlacement>,
+}
+
+#[async_trait::async_trait]
+impl CommitWriter for PushWriter<'_> {
+    type Staged = PreparedSlice;
+    type Output = IngestResponse;
+    type Error = IngestError;
+
+    fn already_committed(
+        &self,
+        chain: &ChainSnapshot,
+    ) -> Result<Option<IngestResponse>, IngestError> {
+        match self.idempotency {
+            Some(idempotency) => {
+                match find_previous_ingest(chain, &idempotency.key, &idempotency.scope) {
+                    Some(previous) => idempotency.replay(previous).map(Some),
+                    None => Ok(None),
+                }
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn prepare(
+        &mut self,
+        dataset: &Dataset,
+        chain: &ChainSnapshot,
+    ) -> Result<Option<Prepared<PreparedSlice>>, IngestError> {
+        let target = push_target(chain)?;
+        let (mut slice, placement) = match self.written.take() {
+            Some((slice, at)) if fits(&at, chain) => (slice, at),
+            stale => {
+                // First attempt of a collected request, or a concurrent commit moved the head:
+                // offsets and system time are assigned again after the new head.
+                let (schema, batches) = match (&self.input, &stale) {
+                    (MergeInputRecords::Read { schema, batches }, _) => {
+                        (schema.clone(), batches.clone())
+                    }
+                    (MergeInputRecords::InSlice, Some((slice, _))) => {
+                        records_of_slice(dataset, slice).await?
+                    }
+                    (MergeInputRecords::InSlice, None) => {
+                        return Err(IngestError::Internal(
+                            "streamed records were lost before the commit".to_string(),
+                        ));
+                    }
+                };
+                drop(stale);
+                let placement = placement_after(chain);
+                let Some(slice) = self
+                    .context
+                    .merge_into_slice(
+                        dataset,
+                        chain,
+                        target.schema.as_ref(),
+                        self.strategy,
+                        (schema, batches),
+                        placement,
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                (slice, placement)
+            }
+        };
+        let mut events = Vec::with_capacity(2);
+        match &target.schema {
+            None => {
+                let schema = weir_dataset::schema::schema_from_arrow(&slice.schema)
+                    .map_err(|error| IngestError::BadValue(error.to_string()))?;
+                events.push(MetadataEvent::SetDataSchema(SetDataSchema {
+                    raw_arrow_schema: None,
+                    schema: Some(schema),
+                }));
+            }
+            Some(existing) => check_same_schema(existing, &slice.schema)?,
+        }
+        dataset.put_slice(&mut slice).await?;
+        let watermark = match (chain.state.watermark(), slice.max_event_time) {
+            (Some(previous), Some(new)) => Some(previous.max(new)),
+            (previous, new) => previous.or(new),
+        };
+        events.push(MetadataEvent::AddData(AddData {
+            prev_checkpoint: chain.state.last_checkpoint().copied(),
+            prev_offset: chain.state.last_offset(),
+            new_data: Some(DataSlice {
+                logical_hash: slice.logical_hash,
+                physical_hash: slice.physical_hash,
+                offset_interval: slice.offset_interval.clone(),
+                size: slice.size,
+            }),
+            new_checkpoint: None,
+            new_watermark: watermark,
+            new_source_state: None,
+            extra: self.idempotency.map(Idempotency::extra),
+        }));
+        self.written = None;
+        let system_time = placement.system_time;
+        // Kept for the next attempt should this one lose the race.
+        self.input_placement = Some(placement);
+        Ok(Some(Prepared {
+            events,
+            system_time,
+            staged: slice,
+        }))
+    }
+
+    fn committed(&mut self, result: &CommitResult, slice: PreparedSlice) -> IngestResponse {
+        tracing::info!(
+            new_head = %result.new_head,
+            records = slice.offset_interval.len(),
+            "ingested"
+        );
+        IngestResponse {
+            old_head: result.old_head,
+            new_head: Some(result.new_head),
+            num_records: slice.offset_interval.len(),
+            offset_interval: Some(slice.offset_interval.clone()),
+        }
+    }
+
+    fn unchanged(&mut self, chain: &ChainSnapshot) -> IngestResponse {
+        unchanged(chain)
+    }
+
+    fn lost_race(&mut self, slice: PreparedSlice) {
+        if let Some(placement) = self.input_placement.take() {
+            self.written = Some((slice, placement));
+        }
+    }
+}
+
+/// Tells the control plane about a push's commit, as the pusher.
+struct NotifyAs {
+    notifier: Arc<dyn CommitNotifier>,
+    caller: Caller,
+}
+
+#[async_trait::async_trait]
+impl CommitListener for NotifyAs {
+    async fn committed(&self, dataset: &DatasetId, result: &CommitResult) {
+        let sequence_number = result
+            .blocks
+            .last()
+            .map(|(_, block)| block.sequence_number)
+            .unwrap_or_default();
+        self.notifier
+            .block_committed(
+                &self.caller,
+                &dataset.to_did_string(),
+                &result.new_head.to_string(),
+                sequence_number,
+            )
+            .await;
     }
 }
 
@@ -490,10 +527,4 @@ fn unchanged(chain: &ChainSnapshot) -> IngestResponse {
 
 async fn load_chain(dataset: &Dataset) -> Result<ChainSnapshot, IngestError> {
     dataset.load_chain(None).await.map_err(IngestError::from)
-}
-
-fn backoff(attempt: u32) -> Duration {
-    let jitter =
-        u64::from(std::process::id() % 7) + u64::from(Utc::now().timestamp_subsec_millis() % 13);
-    Duration::from_millis(5 * u64::from(attempt) + jitter)
 }
