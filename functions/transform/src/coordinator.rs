@@ -1,0 +1,348 @@
+//! The coordinator side of a transform step (spec "Derivative Transformations"): read the
+//! derivative's chain and its inputs' chains, decide which input records are new, run the engine,
+//! store the output slice and the checkpoint under their hashes, and commit `ExecuteTransform`
+//! (with `SetDataSchema` first on the first run) through the shared commit pipeline.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use weir_dataset::slices::{PreparedSlice, prepare_slice, slice_schema};
+use weir_dataset::table::TableSource;
+use weir_dataset::{
+    ChainSnapshot, CommitListener, CommitPipeline, CommitResult, CommitWriter, Dataset,
+    DatasetStore, Prepared,
+};
+use weir_odf::{
+    Checkpoint, DataSlice, DatasetId, DatasetKind, DatasetRef, ExecuteTransform,
+    ExecuteTransformInput, MetadataEvent, Multihash, OffsetInterval, SetDataSchema, SetTransform,
+    Transform,
+};
+
+use crate::engine::{SharedEngine, TransformRequest, TransformRequestInput};
+use crate::error::TransformError;
+
+/// Runs transform steps of derivative datasets in one store.
+#[derive(Clone)]
+pub struct Transformer {
+    pub store: DatasetStore,
+    pub engine: SharedEngine,
+    pub max_commit_attempts: u32,
+    pub listeners: Vec<Arc<dyn CommitListener>>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepOutcome {
+    /// The new head, when a block was committed.
+    pub new_head: Option<Multihash>,
+    /// Output records the step added (retractions and corrections included).
+    pub num_records: u64,
+}
+
+impl Transformer {
+    pub fn new(store: DatasetStore, engine: SharedEngine) -> Self {
+        Self {
+            store,
+            engine,
+            max_commit_attempts: 10,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Runs the next step of `dataset_id`: none when its inputs are up to date.
+    pub async fn run_step(&self, dataset_id: &DatasetId) -> Result<StepOutcome, TransformError> {
+        let dataset = self.store.dataset(dataset_id);
+        let chain = dataset.load_chain(None).await?;
+        let mut pipeline = CommitPipeline::new(self.max_commit_attempts);
+        for listener in &self.listeners {
+            pipeline = pipeline.with_listener(listener.clone());
+        }
+        let mut writer = StepWriter { transformer: self };
+        pipeline.commit(&dataset, chain, &mut writer).await
+    }
+
+    /// Plans the step after `chain`'s head: `None` when no input has anything new.
+    pub async fn plan_step(
+        &self,
+        chain: &ChainSnapshot,
+        dataset_id: &DatasetId,
+    ) -> Result<
+        Option<(
+            TransformRequest,
+            Vec<ExecuteTransformInput>,
+            Option<DateTime<Utc>>,
+        )>,
+        TransformError,
+    > {
+        if chain.state.dataset_kind() != Some(DatasetKind::Derivative) {
+            return Err(TransformError::NotDerivative);
+        }
+        let transform = latest_transform(chain).ok_or(TransformError::NoTransform)?;
+        let Transform::Sql(sql) = &transform.transform;
+        let processed = processed_inputs(chain);
+        let mut inputs = Vec::with_capacity(transform.inputs.len());
+        let mut query_inputs = Vec::with_capacity(transform.inputs.len());
+        let mut watermark: Option<Option<DateTime<Utc>>> = None;
+        let mut anything_new = false;
+        for input in &transform.inputs {
+            let alias = input
+                .alias
+                .clone()
+                .unwrap_or_else(|| input.dataset_ref.to_string());
+            let DatasetRef::Id(input_id) = &input.dataset_ref else {
+                return Err(TransformError::UnresolvedInput { alias });
+            };
+            let input_chain = self.store.dataset(input_id).load_chain(None).await?;
+            if input_chain.head.is_none() {
+                return Err(TransformError::InputNotFound { alias });
+            }
+            let seen = processed.get(input_id).cloned().unwrap_or_default();
+            if let Some(seen_block) = seen.block
+                && !input_chain
+                    .blocks
+                    .iter()
+                    .any(|(hash, _)| *hash == seen_block)
+            {
+                return Err(TransformError::InputRewritten {
+                    alias,
+                    dataset_id: input_id.clone(),
+                    block: seen_block,
+                });
+            }
+            let head = input_chain.head.as_ref().map(|head| head.hash);
+            let last = input_chain.state.last_offset();
+            let interval = match (seen.offset, last) {
+                (Some(seen), Some(last)) if last > seen => Some(OffsetInterval {
+                    start: seen + 1,
+                    end: last,
+                }),
+                (None, Some(last)) => Some(OffsetInterval {
+                    start: 0,
+                    end: last,
+                }),
+                _ => None,
+            };
+            let Ok(source) = TableSource::from_blocks(&input_chain.blocks) else {
+                // No schema yet, so no records: nothing to compute from this input.
+                return Ok(None);
+            };
+            anything_new |= interval.is_some();
+            watermark = Some(match (watermark, input_chain.state.watermark()) {
+                (None, mark) => mark,
+                (Some(Some(a)), Some(b)) => Some(a.min(b)),
+                _ => None,
+            });
+            query_inputs.push(ExecuteTransformInput {
+                dataset_id: input_id.clone(),
+                prev_block_hash: seen.block,
+                new_block_hash: (head != seen.block).then_some(head).flatten(),
+                prev_offset: seen.offset,
+                new_offset: interval.as_ref().map(|i| i.end),
+            });
+            inputs.push(TransformRequestInput {
+                dataset_id: input_id.clone(),
+                dataset_alias: alias.clone(),
+                query_alias: alias,
+                data_files: data_files(&input_chain, last),
+                offset_interval: interval,
+                schema: source.schema,
+            });
+        }
+        let new_watermark = match (chain.state.watermark(), watermark.flatten()) {
+            (Some(previous), Some(new)) => Some(previous.max(new)),
+            (previous, new) => previous.or(new),
+        };
+        if !anything_new && new_watermark == chain.state.watermark() {
+            return Ok(None);
+        }
+        let system_time = chain
+            .state
+            .head_system_time()
+            .map_or_else(Utc::now, |head| head.max(Utc::now()));
+        let request = TransformRequest {
+            dataset_id: dataset_id.clone(),
+            dataset_alias: dataset_id.to_string(),
+            system_time,
+            transform: sql.clone(),
+            query_inputs: inputs,
+            next_offset: chain.state.last_offset().map_or(0, |offset| offset + 1),
+            prev_checkpoint: chain.state.last_checkpoint().copied(),
+        };
+        Ok(Some((request, query_inputs, new_watermark)))
+    }
+}
+
+/// The newest `SetTransform` of a chain.
+pub fn latest_transform(chain: &ChainSnapshot) -> Option<&SetTransform> {
+    chain
+        .blocks
+        .iter()
+        .find_map(|(_, block)| match &block.event {
+            MetadataEvent::SetTransform(transform) => Some(transform),
+            _ => None,
+        })
+}
+
+/// How far earlier steps read an input: the last block and offset they incorporated.
+#[derive(Debug, Clone, Default)]
+struct Seen {
+    block: Option<Multihash>,
+    offset: Option<u64>,
+}
+
+fn processed_inputs(chain: &ChainSnapshot) -> HashMap<DatasetId, Seen> {
+    let mut seen: HashMap<DatasetId, Seen> = HashMap::new();
+    for (_, block) in &chain.blocks {
+        let MetadataEvent::ExecuteTransform(execute) = &block.event else {
+            continue;
+        };
+        for input in &execute.query_inputs {
+            let entry = seen.entry(input.dataset_id.clone()).or_default();
+            if entry.block.is_none() {
+                entry.block = input.new_block_hash.or(input.prev_block_hash);
+            }
+            if entry.offset.is_none() {
+                entry.offset = input.new_offset.or(input.prev_offset);
+            }
+        }
+    }
+    seen
+}
+
+/// Data files of an input chain up to offset `last`, oldest first.
+fn data_files(chain: &ChainSnapshot, last: Option<u64>) -> Vec<(Multihash, OffsetInterval)> {
+    let Some(last) = last else {
+        return Vec::new();
+    };
+    chain
+        .blocks
+        .iter()
+        .rev()
+        .filter_map(|(_, block)| match &block.event {
+            MetadataEvent::AddData(event) => event.new_data.as_ref(),
+            MetadataEvent::ExecuteTransform(event) => event.new_data.as_ref(),
+            _ => None,
+        })
+        .filter(|slice| slice.offset_interval.end <= last)
+        .map(|slice| (slice.physical_hash, slice.offset_interval.clone()))
+        .collect()
+}
+
+/// A step's side of the commit pipeline: each attempt plans and computes after the head it is
+/// given, so a step that lost a race is computed again on top of the winner.
+struct StepWriter<'a> {
+    transformer: &'a Transformer,
+}
+
+#[async_trait::async_trait]
+impl CommitWriter for StepWriter<'_> {
+    type Staged = u64;
+    type Output = StepOutcome;
+    type Error = TransformError;
+
+    async fn prepare(
+        &mut self,
+        dataset: &Dataset,
+        chain: &ChainSnapshot,
+    ) -> Result<Option<Prepared<u64>>, TransformError> {
+        let Some((request, query_inputs, new_watermark)) =
+            self.transformer.plan_step(chain, dataset.id()).await?
+        else {
+            return Ok(None);
+        };
+        let system_time = request.system_time;
+        let next_offset = request.next_offset;
+        let output = self
+            .transformer
+            .engine
+            .execute_transform(&self.transformer.store, request)
+            .await?;
+        let mut events = Vec::with_capacity(2);
+        let data_fields: Vec<_> = output
+            .schema
+            .fields()
+            .iter()
+            .filter(|f| f.name() != weir_dataset::slices::EVENT_TIME_COLUMN)
+            .cloned()
+            .collect();
+        let expected_schema = slice_schema(&data_fields);
+        let schema = weir_dataset::schema::schema_from_arrow(&expected_schema)
+            .map_err(|error| TransformError::OutputSchema(error.to_string()))?;
+        match current_schema(chain) {
+            None => events.push(MetadataEvent::SetDataSchema(SetDataSchema {
+                raw_arrow_schema: None,
+                schema: Some(schema),
+            })),
+            Some(existing) if existing == schema => {}
+            Some(_) => {
+                return Err(TransformError::OutputSchema(
+                    "the query's output columns differ from the dataset's schema".to_string(),
+                ));
+            }
+        }
+        let records = output.records;
+        let slice: Option<PreparedSlice> = tokio::task::spawn_blocking(move || {
+            prepare_slice(&records, next_offset, system_time, None)
+        })
+        .await
+        .map_err(|error| TransformError::Join(error.to_string()))??;
+        let mut num_records = 0;
+        let new_data = match slice {
+            Some(mut slice) => {
+                dataset.put_slice(&mut slice).await?;
+                num_records = slice.offset_interval.len();
+                Some(DataSlice {
+                    logical_hash: slice.logical_hash,
+                    physical_hash: slice.physical_hash,
+                    offset_interval: slice.offset_interval.clone(),
+                    size: slice.size,
+                })
+            }
+            None => None,
+        };
+        let size = output.checkpoint.len() as u64;
+        let checkpoint = dataset.put_checkpoint(output.checkpoint).await?;
+        events.push(MetadataEvent::ExecuteTransform(ExecuteTransform {
+            query_inputs,
+            prev_checkpoint: chain.state.last_checkpoint().copied(),
+            prev_offset: chain.state.last_offset(),
+            new_data,
+            new_checkpoint: Some(Checkpoint {
+                physical_hash: checkpoint,
+                size,
+            }),
+            new_watermark,
+        }));
+        Ok(Some(Prepared {
+            events,
+            system_time,
+            staged: num_records,
+        }))
+    }
+
+    fn committed(&mut self, result: &CommitResult, num_records: u64) -> StepOutcome {
+        StepOutcome {
+            new_head: Some(result.new_head),
+            num_records,
+        }
+    }
+
+    fn unchanged(&mut self, _chain: &ChainSnapshot) -> StepOutcome {
+        StepOutcome {
+            new_head: None,
+            num_records: 0,
+        }
+    }
+}
+
+fn current_schema(chain: &ChainSnapshot) -> Option<weir_odf::DataSchema> {
+    chain
+        .blocks
+        .iter()
+        .find_map(|(_, block)| match &block.event {
+            MetadataEvent::SetDataSchema(event) => event.schema.clone(),
+            _ => None,
+        })
+}

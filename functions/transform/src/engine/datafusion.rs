@@ -1,0 +1,385 @@
+//! Our engine: DataFusion in-process, with one partition so that every run computes the same
+//! records in the same order (float sums included) and a replay can be verified.
+//!
+//! Row-by-row queries read only the input records that are new; stateful queries are computed
+//! again over the inputs' current records and emitted as the difference to what the previous
+//! step emitted (kept in the checkpoint).
+
+use std::sync::Arc;
+
+use arrow::array::{Int32Array, RecordBatch};
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+use datafusion::common::TableReference;
+use datafusion::datasource::MemTable;
+use datafusion::execution::config::SessionConfig;
+use datafusion::prelude::{DataFrame, SessionContext};
+use parquet::arrow::ArrowWriter;
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use weir_dataset::DatasetStore;
+use weir_dataset::slices::{
+    EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN, read_slice,
+};
+use weir_dataset::table::{TableSource, register_store, table_from_source};
+use weir_odf::{OperationType, TransformSql};
+
+use super::changelog::{current_records, difference, with_op_column};
+use super::shape::{QueryShape, classify};
+use super::{
+    Engine, EngineError, EngineIdentity, TransformOutput, TransformRequest, TransformRequestInput,
+};
+
+pub const ENGINE_NAME: &str = "weir-datafusion";
+/// Checkpoint metadata keys naming the engine that wrote it.
+pub const ENGINE_NAME_KEY: &str = "weir.dev/engine";
+pub const ENGINE_VERSION_KEY: &str = "weir.dev/engineVersion";
+
+#[derive(Debug, Default, Clone)]
+pub struct DataFusionEngine;
+
+pub fn engine_version() -> String {
+    format!(
+        "{} (datafusion {})",
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    )
+}
+
+/// The query steps of a transform: `(alias, sql)`, the output (no alias) last.
+pub fn query_steps(sql: &TransformSql) -> Result<Vec<(Option<String>, String)>, String> {
+    let steps: Vec<(Option<String>, String)> = match (&sql.query, &sql.queries) {
+        (Some(query), None) => vec![(None, query.clone())],
+        (None, Some(queries)) if !queries.is_empty() => queries
+            .iter()
+            .map(|step| (step.alias.clone(), step.query.clone()))
+            .collect(),
+        _ => return Err("a transform needs exactly one of `query` or `queries`".to_string()),
+    };
+    let outputs: Vec<usize> = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, (alias, _))| alias.is_none())
+        .map(|(index, _)| index)
+        .collect();
+    match outputs.as_slice() {
+        [output] => {
+            let mut steps = steps;
+            let output = steps.remove(*output);
+            steps.push(output);
+            Ok(steps)
+        }
+        [] => Err("one query needs to have no alias: its result is the output".to_string()),
+        _ => Err("only one query may have no alias (the output)".to_string()),
+    }
+}
+
+fn deterministic_session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(64 * 1024);
+    SessionContext::new_with_config(config)
+}
+
+fn invalid(error: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidQuery(error.to_string())
+}
+
+fn internal(error: impl std::error::Error + Send + Sync + 'static) -> EngineError {
+    EngineError::internal(error)
+}
+
+/// The last offset an input's data files cover.
+fn last_offset(input: &TransformRequestInput) -> Option<u64> {
+    input
+        .offset_interval
+        .as_ref()
+        .map(|interval| interval.end)
+        .or_else(|| input.data_files.last().map(|(_, interval)| interval.end))
+}
+
+impl DataFusionEngine {
+    /// Registers every input's files as `__raw_<index>` and returns the output's frame with each
+    /// input alias bound by `bind`.
+    async fn plan_output(
+        session: &SessionContext,
+        sql: &TransformSql,
+    ) -> Result<DataFrame, EngineError> {
+        let steps = query_steps(sql).map_err(EngineError::InvalidQuery)?;
+        let last = steps.len() - 1;
+        for (index, (alias, query)) in steps.into_iter().enumerate() {
+            let frame = session.sql(&query).await.map_err(invalid)?;
+            if index == last {
+                return Ok(frame);
+            }
+            let alias = alias.expect("only the output has no alias");
+            let _ = session.deregister_table(TableReference::bare(alias.as_str()));
+            session
+                .register_table(TableReference::bare(alias.as_str()), frame.into_view())
+                .map_err(invalid)?;
+        }
+        unreachable!("the loop returns at the output step")
+    }
+
+    async fn bind_view(
+        session: &SessionContext,
+        alias: &str,
+        sql: String,
+    ) -> Result<(), EngineError> {
+        let _ = session.deregister_table(TableReference::bare(alias));
+        let view = session.sql(&sql).await.map_err(internal)?.into_view();
+        session
+            .register_table(TableReference::bare(alias), view)
+            .map_err(internal)?;
+        Ok(())
+    }
+
+    async fn run_row_by_row(
+        &self,
+        session: &SessionContext,
+        request: &TransformRequest,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        let input = &request.query_inputs[0];
+        let mut records = Vec::new();
+        let mut schema = None;
+        let Some(interval) = &input.offset_interval else {
+            let frame = Self::plan_output(session, &request.transform).await?;
+            return Ok((Arc::new(frame.schema().as_arrow().clone()), records));
+        };
+        // Appends and corrections to, then retractions and corrections from: a row-by-row query
+        // maps each to the same kind of change of its output row.
+        for (ops, op) in [
+            ("0, 3", OperationType::Append),
+            ("1, 2", OperationType::Retract),
+        ] {
+            Self::bind_view(
+                session,
+                &input.query_alias,
+                format!(
+                    "SELECT * FROM __raw_0 WHERE \"{OFFSET_COLUMN}\" BETWEEN {} AND {} AND \"{OPERATION_TYPE_COLUMN}\" IN ({ops})",
+                    interval.start, interval.end
+                ),
+            )
+            .await?;
+            let frame = Self::plan_output(session, &request.transform).await?;
+            let frame_schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            for batch in frame.collect().await.map_err(internal)? {
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                let ops = Int32Array::from_value(i32::from(op.as_repr()), batch.num_rows());
+                records.push(with_op_column(&batch, ops).map_err(internal)?);
+            }
+            schema = Some(frame_schema);
+        }
+        Ok((schema.expect("ran at least once"), records))
+    }
+
+    async fn run_stateful(
+        &self,
+        session: &SessionContext,
+        store: &DatasetStore,
+        request: &TransformRequest,
+        key_columns: &[String],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>), EngineError> {
+        for (index, input) in request.query_inputs.iter().enumerate() {
+            let _ = session.deregister_table(TableReference::bare(input.query_alias.as_str()));
+            let Some(end) = last_offset(input) else {
+                // No records yet: the raw table is empty.
+                Self::bind_view(
+                    session,
+                    &input.query_alias,
+                    format!("SELECT * FROM __raw_{index}"),
+                )
+                .await?;
+                continue;
+            };
+            let frame = session
+                .sql(&format!(
+                    "SELECT * FROM __raw_{index} WHERE \"{OFFSET_COLUMN}\" <= {end}"
+                ))
+                .await
+                .map_err(internal)?;
+            let retractions = session
+                .sql(&format!(
+                    "SELECT count(*) FROM __raw_{index} WHERE \"{OFFSET_COLUMN}\" <= {end} AND \"{OPERATION_TYPE_COLUMN}\" <> 0"
+                ))
+                .await
+                .map_err(internal)?
+                .collect()
+                .await
+                .map_err(internal)?;
+            let has_retractions = retractions
+                .first()
+                .and_then(|batch| {
+                    batch
+                        .column(0)
+                        .as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .map(|counts| counts.value(0) > 0)
+                })
+                .unwrap_or(false);
+            if has_retractions {
+                // Retractions apply in offset order.
+                let frame = frame
+                    .sort(vec![
+                        datafusion::prelude::col(format!("\"{OFFSET_COLUMN}\"")).sort(true, false),
+                    ])
+                    .map_err(internal)?;
+                let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+                let batches = frame.collect().await.map_err(internal)?;
+                let current = current_records(&schema, &batches).map_err(internal)?;
+                let table = MemTable::try_new(schema, vec![vec![current]]).map_err(internal)?;
+                session
+                    .register_table(
+                        TableReference::bare(input.query_alias.as_str()),
+                        Arc::new(table),
+                    )
+                    .map_err(internal)?;
+            } else {
+                session
+                    .register_table(
+                        TableReference::bare(input.query_alias.as_str()),
+                        frame.into_view(),
+                    )
+                    .map_err(internal)?;
+            }
+        }
+        let frame = Self::plan_output(session, &request.transform).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let next = frame.collect().await.map_err(internal)?;
+        let previous = match &request.prev_checkpoint {
+            Some(hash) => {
+                let bytes = store
+                    .dataset(&request.dataset_id)
+                    .get_checkpoint(hash)
+                    .await
+                    .map_err(internal)?;
+                let batches = read_slice(bytes).map_err(internal)?;
+                // A checkpoint of a row-by-row run, or of another query, holds no usable state.
+                if batches
+                    .first()
+                    .is_some_and(|b| b.schema().fields() != schema.fields())
+                {
+                    return Err(EngineError::InvalidQuery(
+                        "the previous checkpoint holds another query's results; reset the dataset to recompute it".to_string(),
+                    ));
+                }
+                batches
+            }
+            None => Vec::new(),
+        };
+        let changes = difference(&schema, &previous, &next, key_columns).map_err(internal)?;
+        Ok((schema, vec![changes], next))
+    }
+}
+
+#[async_trait::async_trait]
+impl Engine for DataFusionEngine {
+    fn identity(&self) -> EngineIdentity {
+        EngineIdentity {
+            name: ENGINE_NAME.to_string(),
+            version: engine_version(),
+        }
+    }
+
+    async fn execute_transform(
+        &self,
+        store: &DatasetStore,
+        request: TransformRequest,
+    ) -> Result<TransformOutput, EngineError> {
+        if !request.transform.engine.eq_ignore_ascii_case("datafusion") {
+            return Err(EngineError::InvalidQuery(format!(
+                "engine `{}` is not served here (only `datafusion`)",
+                request.transform.engine
+            )));
+        }
+        let session = deterministic_session();
+        register_store(&session, store);
+        for (index, input) in request.query_inputs.iter().enumerate() {
+            let source = TableSource {
+                block_hash: None,
+                schema: input.schema.clone(),
+                files: input.data_files.iter().map(|(hash, _)| *hash).collect(),
+                num_records: input.data_files.iter().map(|(_, i)| i.len()).sum(),
+            };
+            let table = table_from_source(store, &store.dataset(&input.dataset_id), &source)
+                .map_err(internal)?;
+            session
+                .register_table(format!("__raw_{index}"), table)
+                .map_err(internal)?;
+            Self::bind_view(
+                &session,
+                &input.query_alias,
+                format!("SELECT * FROM __raw_{index}"),
+            )
+            .await?;
+        }
+        let shape = {
+            let frame = Self::plan_output(&session, &request.transform).await?;
+            check_output_columns(frame.schema().as_arrow())?;
+            classify(frame.logical_plan()).map_err(EngineError::InvalidQuery)?
+        };
+        let (schema, records, state) = match &shape {
+            QueryShape::RowByRow => {
+                let (schema, records) = self.run_row_by_row(&session, &request).await?;
+                (schema, records, Vec::new())
+            }
+            QueryShape::Stateful { key_columns } => {
+                self.run_stateful(&session, store, &request, key_columns)
+                    .await?
+            }
+        };
+        let records: Vec<RecordBatch> = records.into_iter().filter(|b| b.num_rows() > 0).collect();
+        let checkpoint = write_checkpoint(&schema, &state, &self.identity()).map_err(internal)?;
+        Ok(TransformOutput {
+            records,
+            schema,
+            checkpoint,
+        })
+    }
+}
+
+/// The output needs `event_time` and must leave `offset`, `op` and `system_time` to Weir.
+pub fn check_output_columns(schema: &arrow::datatypes::Schema) -> Result<(), EngineError> {
+    for reserved in [OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN] {
+        if schema.field_with_name(reserved).is_ok() {
+            return Err(EngineError::InvalidQuery(format!(
+                "the query outputs `{reserved}`, which the transform assigns; select the columns you need (or `* EXCLUDE (\"offset\", op, system_time)`)"
+            )));
+        }
+    }
+    match schema.field_with_name(EVENT_TIME_COLUMN) {
+        Ok(field) if matches!(field.data_type(), arrow::datatypes::DataType::Timestamp(..)) => {
+            Ok(())
+        }
+        Ok(field) => Err(EngineError::InvalidQuery(format!(
+            "the output's `{EVENT_TIME_COLUMN}` must be a timestamp, not {}",
+            field.data_type()
+        ))),
+        Err(_) => Err(EngineError::InvalidQuery(format!(
+            "the query must output an `{EVENT_TIME_COLUMN}` column (a timestamp)"
+        ))),
+    }
+}
+
+/// A checkpoint: the state as Parquet, naming the engine that wrote it.
+fn write_checkpoint(
+    schema: &SchemaRef,
+    state: &[RecordBatch],
+    engine: &EngineIdentity,
+) -> Result<Bytes, parquet::errors::ParquetError> {
+    let properties = WriterProperties::builder()
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new(ENGINE_NAME_KEY.to_string(), engine.name.clone()),
+            KeyValue::new(ENGINE_VERSION_KEY.to_string(), engine.version.clone()),
+        ]))
+        .build();
+    let mut buffer = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buffer, schema.clone(), Some(properties))?;
+    for batch in state {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(Bytes::from(buffer))
+}

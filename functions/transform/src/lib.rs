@@ -1,0 +1,16 @@
+//! weir-transform: the transform function, which computes derivative datasets.
+//!
+//! The coordinator (`coordinator`) reads the chains, decides what input records are new, runs
+//! an engine (`engine`: ours is DataFusion in-process) and commits `ExecuteTransform` through
+//! the commit pipeline of weir-dataset; `trigger` runs steps when inputs change. It must not
+//! depend on the control plane, its database or its event bus (those reach it through traits).
+
+pub mod coordinator;
+pub mod engine;
+pub mod error;
+
+pub use coordinator::{StepOutcome, Transformer};
+pub use engine::datafusion::DataFusionEngine;
+pub use error::TransformError;
+
+pub const FUNCTION_NAME: &str = "transform";
