@@ -58,7 +58,7 @@ fn readme_walkthrough_works_with_curl_only() {
         .into_iter::<serde_json::Value>()
         .map(|value| value.unwrap())
         .collect();
-    assert_eq!(answers.len(), 7, "{stdout}");
+    assert_eq!(answers.len(), 10, "{stdout}");
     let [
         created,
         pushed,
@@ -67,6 +67,9 @@ fn readme_walkthrough_works_with_curl_only() {
         derived,
         lineage,
         anonymous,
+        late,
+        changelog,
+        batch,
     ] = &answers[..]
     else {
         unreachable!()
@@ -107,4 +110,37 @@ fn readme_walkthrough_works_with_curl_only() {
     assert_eq!(derived["kind"], "derivative");
     assert_eq!(lineage["downstream"][0]["alias"], "admin/sensor.hourly");
     assert_eq!(anonymous["error"], "not_found", "{anonymous}");
+    assert_eq!(late["numRecords"], 2);
+
+    // The derivative computed itself: its changelog, with retractions and corrections applied,
+    // is exactly what the batch GROUP BY over the input gives.
+    let mut current: Vec<serde_json::Value> = Vec::new();
+    let rows = changelog["output"]["data"].as_array().unwrap();
+    for row in rows {
+        let value = serde_json::json!({
+            "event_time": row["event_time"],
+            "sensor": row["sensor"],
+            "avg_temp": row["avg_temp"],
+        });
+        match row["op"].as_i64().unwrap() {
+            0 | 3 => current.push(value),
+            _ => {
+                let at = current
+                    .iter()
+                    .position(|v| *v == value)
+                    .expect("retracts a row");
+                current.remove(at);
+            }
+        }
+    }
+    let ops: Vec<i64> = rows.iter().map(|row| row["op"].as_i64().unwrap()).collect();
+    assert!(
+        ops.contains(&2) && ops.contains(&3),
+        "the late reading corrected an hour: {changelog}"
+    );
+    current.sort_by_key(|v| v.to_string());
+    let mut expected = batch["output"]["data"].as_array().unwrap().clone();
+    expected.sort_by_key(|v| v.to_string());
+    assert_eq!(expected.len(), 3, "{batch}");
+    assert_eq!(current, expected, "{changelog}");
 }

@@ -63,6 +63,12 @@ impl Transformer {
         pipeline.commit(&dataset, chain, &mut writer).await
     }
 
+    /// Whether a step now would find nothing new in the inputs.
+    pub async fn is_up_to_date(&self, dataset_id: &DatasetId) -> Result<bool, TransformError> {
+        let chain = self.store.dataset(dataset_id).load_chain(None).await?;
+        Ok(self.plan_step(&chain, dataset_id).await?.is_none())
+    }
+
     /// Plans the step after `chain`'s head: `None` when no input has anything new.
     pub async fn plan_step(
         &self,

@@ -8,9 +8,13 @@
 pub mod coordinator;
 pub mod engine;
 pub mod error;
+pub mod routes;
+pub mod trigger;
 
 pub use coordinator::{StepOutcome, Transformer};
 pub use engine::datafusion::DataFusionEngine;
 pub use error::TransformError;
+pub use routes::{TransformContext, router};
+pub use trigger::{Lineage, LocalTrigger, TransformTrigger};
 
 pub const FUNCTION_NAME: &str = "transform";

@@ -1,4 +1,5 @@
-//! `weir up`: the control plane, the ingest and query functions and FlightSQL in one process.
+//! `weir up`: the control plane, the ingest, query and transform functions and FlightSQL in one
+//! process.
 //!
 //! Embedded defaults (no flags): SQLite at `DIR/metadata.db`, datasets under `DIR/datasets`,
 //! the in-process event bus, a signing key kept in `DIR/signing.key`. `--config FILE` reads
@@ -157,11 +158,14 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         }
     });
 
+    let transform = crate::transforms::start(&control_plane).await?;
+
     let token = admin_token(&control_plane, &options.data_dir).await?;
     let router = weir_function_runtime::with_json_errors(
         weir_control_plane::rest::router(control_plane.clone())
             .merge(weir_ingest::router(ingest))
-            .merge(weir_query::router(query)),
+            .merge(weir_query::router(query))
+            .merge(weir_transform::router(transform)),
     );
     let listener = tokio::net::TcpListener::bind(address)
         .await

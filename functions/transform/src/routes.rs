@@ -1,0 +1,136 @@
+//! HTTP surface of the transform function: a derivative's transform status, and running a step
+//! now.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use weir_dataset::DatasetStore;
+use weir_function_runtime::{AccessDecision, AccessPolicy, ApiError, DatasetAction, ErrorKind};
+use weir_odf::{AccountName, DatasetId, DatasetName};
+
+use crate::coordinator::{StepOutcome, Transformer};
+use crate::error::TransformError;
+use crate::trigger::{LocalTrigger, TransformStatus};
+
+pub struct TransformContext {
+    pub store: DatasetStore,
+    pub transformer: Transformer,
+    pub access: Arc<dyn AccessPolicy>,
+    /// Present when steps also run by themselves in this process.
+    pub trigger: Option<Arc<LocalTrigger>>,
+}
+
+pub fn router(context: Arc<TransformContext>) -> Router {
+    let router = Router::new()
+        .route(
+            "/datasets/{account}/{name}/transform",
+            get(status).post(run_now),
+        )
+        .with_state(context);
+    weir_function_runtime::with_json_errors(router)
+}
+
+/// Resolves `account/name` and checks that the caller may do `action`; a dataset the caller
+/// may not see is not found.
+async fn resolve(
+    context: &TransformContext,
+    headers: &HeaderMap,
+    (account, name): (String, String),
+    action: DatasetAction,
+) -> Result<DatasetId, ApiError> {
+    let caller = context
+        .access
+        .authenticate(weir_function_runtime::authorization_header(headers)?)
+        .await?;
+    let not_found = || {
+        ApiError::new(
+            ErrorKind::NotFound,
+            format!("dataset `{account}/{name}` not found"),
+        )
+    };
+    let account_name: AccountName = account.parse().map_err(|_| not_found())?;
+    let dataset_name: DatasetName = name.parse().map_err(|_| not_found())?;
+    let id = context
+        .store
+        .resolve_alias(&account_name, &dataset_name)
+        .await
+        .map_err(|error| ApiError::new(ErrorKind::Retryable, error.to_string()))?
+        .ok_or_else(not_found)?;
+    match context
+        .access
+        .decide(&caller, &id.to_did_string(), action)
+        .await?
+    {
+        AccessDecision::Allowed => Ok(id),
+        AccessDecision::Hidden => Err(not_found()),
+        AccessDecision::Forbidden => Err(ApiError::new(
+            ErrorKind::Forbidden,
+            format!("running the transform of `{account}/{name}` needs the editor role"),
+        )),
+    }
+}
+
+/// A derivative's transform as shown on the dataset.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusView {
+    /// No step is running or waiting, and the inputs hold nothing the dataset has not seen.
+    up_to_date: bool,
+    #[serde(flatten)]
+    status: TransformStatus,
+}
+
+async fn status(
+    State(context): State<Arc<TransformContext>>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<StatusView>, ApiError> {
+    let id = resolve(&context, &headers, path, DatasetAction::Read).await?;
+    let status = context
+        .trigger
+        .as_ref()
+        .map(|trigger| trigger.status(&id))
+        .unwrap_or_default();
+    let idle = !status.running && !status.pending;
+    // A step that cannot run (its error is in `lastError`) is not up to date.
+    let caught_up = context
+        .transformer
+        .is_up_to_date(&id)
+        .await
+        .unwrap_or(false);
+    Ok(Json(StatusView {
+        up_to_date: idle && caught_up,
+        status,
+    }))
+}
+
+async fn run_now(
+    State(context): State<Arc<TransformContext>>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<StepOutcome>, ApiError> {
+    let id = resolve(&context, &headers, path, DatasetAction::Write).await?;
+    Ok(Json(context.transformer.run_step(&id).await?))
+}
+
+impl From<TransformError> for ApiError {
+    fn from(error: TransformError) -> Self {
+        let kind = match &error {
+            TransformError::NotDerivative | TransformError::NoTransform => ErrorKind::InvalidInput,
+            TransformError::Engine(crate::engine::EngineError::InvalidQuery(_))
+            | TransformError::OutputSchema(_)
+            | TransformError::InputRewritten { .. }
+            | TransformError::UnresolvedInput { .. }
+            | TransformError::InputNotFound { .. } => ErrorKind::Unprocessable,
+            TransformError::Commit(weir_dataset::CommitError::TooManyConflicts { .. }) => {
+                ErrorKind::Conflict
+            }
+            error if error.is_retryable() => ErrorKind::Retryable,
+            _ => ErrorKind::Internal,
+        };
+        ApiError::new(kind, error.to_string())
+    }
+}
