@@ -194,12 +194,15 @@ fn event_bus_knows_neither_database_nor_storage_nor_http() {
 
 #[test]
 fn control_plane_does_not_depend_on_functions() {
-    assert_free_of("weir-control-plane", &["weir-ingest", "weir-query"]);
+    assert_free_of(
+        "weir-control-plane",
+        &["weir-ingest", "weir-query", "weir-transform"],
+    );
 }
 
 #[test]
 fn functions_do_not_depend_on_the_control_plane_or_its_database() {
-    for function in ["weir-ingest", "weir-query"] {
+    for function in ["weir-ingest", "weir-query", "weir-transform"] {
         assert_free_of(
             function,
             &[
@@ -211,4 +214,20 @@ fn functions_do_not_depend_on_the_control_plane_or_its_database() {
             ],
         );
     }
+}
+
+#[test]
+fn transform_function_depends_on_no_other_function_and_no_cloud_sdk() {
+    assert_free_of(
+        "weir-transform",
+        &[
+            "weir-ingest",
+            "weir-query",
+            "lambda_runtime",
+            "aws-sdk-s3",
+            "aws-sdk-sqs",
+            "async-nats",
+            "kube",
+        ],
+    );
 }
