@@ -113,7 +113,7 @@ impl Transformer {
             {
                 return Err(TransformError::InputRewritten {
                     alias,
-                    dataset_id: input_id.clone(),
+                    dataset_id: *input_id,
                     block: seen_block,
                 });
             }
@@ -141,14 +141,14 @@ impl Transformer {
                 _ => None,
             });
             query_inputs.push(ExecuteTransformInput {
-                dataset_id: input_id.clone(),
+                dataset_id: *input_id,
                 prev_block_hash: seen.block,
                 new_block_hash: (head != seen.block).then_some(head).flatten(),
                 prev_offset: seen.offset,
                 new_offset: interval.as_ref().map(|i| i.end),
             });
             inputs.push(TransformRequestInput {
-                dataset_id: input_id.clone(),
+                dataset_id: *input_id,
                 dataset_alias: alias.clone(),
                 query_alias: alias,
                 data_files: data_files(&input_chain, last),
@@ -168,7 +168,7 @@ impl Transformer {
             .head_system_time()
             .map_or_else(Utc::now, |head| head.max(Utc::now()));
         let request = TransformRequest {
-            dataset_id: dataset_id.clone(),
+            dataset_id: *dataset_id,
             dataset_alias: dataset_id.to_string(),
             system_time,
             transform: sql.clone(),
@@ -205,7 +205,7 @@ fn processed_inputs(chain: &ChainSnapshot) -> HashMap<DatasetId, Seen> {
             continue;
         };
         for input in &execute.query_inputs {
-            let entry = seen.entry(input.dataset_id.clone()).or_default();
+            let entry = seen.entry(input.dataset_id).or_default();
             if entry.block.is_none() {
                 entry.block = input.new_block_hash.or(input.prev_block_hash);
             }

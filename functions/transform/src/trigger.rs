@@ -81,7 +81,7 @@ impl LocalTrigger {
     pub fn schedule(self: &Arc<Self>, dataset: DatasetId) {
         {
             let mut states = self.states.lock().expect("status lock");
-            let state = states.entry(dataset.clone()).or_default();
+            let state = states.entry(dataset).or_default();
             if state.running {
                 state.pending = true;
                 return;
@@ -96,7 +96,7 @@ impl LocalTrigger {
         loop {
             let result = self.transformer.run_step(&dataset).await;
             let mut states = self.states.lock().expect("status lock");
-            let state = states.entry(dataset.clone()).or_default();
+            let state = states.entry(dataset).or_default();
             state.last_run_at = Some(Utc::now());
             match result {
                 Ok(outcome) => {
@@ -138,6 +138,6 @@ impl TransformTrigger for Arc<LocalTrigger> {
     }
 
     fn derivative_changed(&self, dataset: &DatasetId) {
-        self.schedule(dataset.clone());
+        self.schedule(*dataset);
     }
 }

@@ -40,7 +40,10 @@ fn ndjson(readings: &[(u8, u16, i16)]) -> String {
         .join("\n")
 }
 
-async fn check(shape: usize, merge: &str, pushes: Vec<(Vec<(u8, u16, i16)>, bool)>) {
+/// Records of one push, and whether a transform step runs after it.
+type Push = (Vec<(u8, u16, i16)>, bool);
+
+async fn check(shape: usize, merge: &str, pushes: Vec<Push>) {
     let harness = Harness::start();
     let root = harness.create(&readings_manifest("readings", merge)).await;
     let query = SHAPES[shape];

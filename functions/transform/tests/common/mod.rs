@@ -89,7 +89,7 @@ impl Harness {
             .create_dataset(&"alice".parse().unwrap(), definition, Utc::now())
             .await
             .unwrap();
-        dataset.id().clone()
+        *dataset.id()
     }
 
     pub async fn push(&self, dataset: &str, ndjson: String) {
