@@ -223,7 +223,6 @@ fn transform_function_depends_on_no_other_function_and_no_cloud_sdk() {
         &[
             "weir-ingest",
             "weir-query",
-            "lambda_runtime",
             "aws-sdk-s3",
             "aws-sdk-sqs",
             "async-nats",
