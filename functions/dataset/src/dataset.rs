@@ -22,6 +22,40 @@ pub struct ChainSnapshot {
     pub state: ChainValidator,
 }
 
+impl ChainSnapshot {
+    /// The offset of the next record after the head.
+    pub fn next_offset(&self) -> u64 {
+        self.state.last_offset().map_or(0, |offset| offset + 1)
+    }
+
+    /// The system time for a block after the head: now, or the head's time if another writer's
+    /// clock ran ahead (system time never goes backwards along a chain).
+    pub fn next_system_time(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        self.state
+            .head_system_time()
+            .map_or(now, |head| head.max(now))
+    }
+
+    /// The schema of data slices added after the head (the newest `SetDataSchema`).
+    pub fn data_schema(&self) -> Option<&weir_odf::DataSchema> {
+        self.blocks
+            .iter()
+            .find_map(|(_, block)| match &block.event {
+                MetadataEvent::SetDataSchema(event) => event.schema.as_ref(),
+                _ => None,
+            })
+    }
+
+    /// The watermark after a block that saw event times up to `new`: watermarks never go back.
+    pub fn advanced_watermark(&self, new: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        match (self.state.watermark(), new) {
+            (Some(previous), Some(new)) => Some(previous.max(new)),
+            (previous, new) => previous.or(new),
+        }
+    }
+}
+
 /// What a successful commit produced.
 #[derive(Debug, Clone)]
 pub struct CommitResult {

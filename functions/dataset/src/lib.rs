@@ -26,7 +26,7 @@ pub mod store;
 pub mod sweep;
 pub mod table;
 pub mod temporal;
-mod transform_sql;
+pub mod transform_sql;
 
 pub use commit::{CommitListener, CommitPipeline, CommitWriter, Prepared};
 pub use config::StorageConfig;

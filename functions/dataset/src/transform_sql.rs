@@ -14,8 +14,9 @@ use weir_odf::Transform;
 use crate::definition::DefinitionError;
 use crate::slices::{OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN};
 
-/// Functions that give another result on every run.
-const NON_DETERMINISTIC: &[&str] = &[
+/// Functions that give another result on every run (DataFusion marks `now()` as stable, fixed
+/// within one query, which is not enough across replays).
+pub const NON_DETERMINISTIC_FUNCTIONS: &[&str] = &[
     "random",
     "uuid",
     "now",
@@ -63,7 +64,7 @@ fn check_deterministic(path: &str, query: &str) -> Result<(), DefinitionError> {
     for token in tokens {
         if let Token::Word(word) = token
             && word.quote_style.is_none()
-            && NON_DETERMINISTIC.contains(&word.value.to_ascii_lowercase().as_str())
+            && NON_DETERMINISTIC_FUNCTIONS.contains(&word.value.to_ascii_lowercase().as_str())
         {
             return Err(refuse(
                 path,

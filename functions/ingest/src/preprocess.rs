@@ -31,31 +31,19 @@ pub async fn preprocess(
         .register_table("input", Arc::new(input))
         .map_err(failed)?;
 
-    let steps: Vec<(Option<String>, String)> = match (&sql.query, &sql.queries) {
-        (Some(query), None) => vec![(None, query.clone())],
-        (None, Some(queries)) if !queries.is_empty() => queries
-            .iter()
-            .map(|step| (step.alias.clone(), step.query.clone()))
-            .collect(),
-        _ => {
-            return Err(IngestError::Unsupported(
-                "preprocess needs exactly one of `query` or `queries`".to_string(),
-            ));
-        }
-    };
+    let steps = sql
+        .steps()
+        .map_err(|error| IngestError::Unsupported(error.to_string()))?;
     let last = steps.len() - 1;
-    for (index, (alias, query)) in steps.into_iter().enumerate() {
-        let frame = session.sql(&query).await.map_err(failed)?;
-        if index == last {
+    for (index, step) in steps.into_iter().enumerate() {
+        let frame = session.sql(step.query).await.map_err(failed)?;
+        let Some(alias) = step.alias.filter(|_| index < last) else {
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let batches = frame.collect().await.map_err(failed)?;
             return Ok((schema, batches));
-        }
-        let alias = alias.ok_or_else(|| {
-            IngestError::Unsupported("every query but the last needs an alias".to_string())
-        })?;
+        };
         session
-            .register_table(alias.as_str(), frame.into_view())
+            .register_table(alias, frame.into_view())
             .map_err(failed)?;
     }
     unreachable!("the loop returns at the last step")

@@ -224,7 +224,6 @@ impl IngestContext {
             strategy,
             input,
             written,
-            input_placement: None,
         };
         pipeline.commit(dataset, chain, &mut writer).await
     }
@@ -292,13 +291,11 @@ struct PushWriter<'a> {
     input: MergeInputRecords,
     /// The slice written while the body arrived, or by an attempt that lost a race.
     written: Option<(PreparedSlice, SlicePlacement)>,
-    /// Where the slice of the attempt in flight was placed.
-    input_placement: Option<SlicePlacement>,
 }
 
 #[async_trait::async_trait]
 impl CommitWriter for PushWriter<'_> {
-    type Staged = PreparedSlice;
+    type Staged = (PreparedSlice, SlicePlacement);
     type Output = IngestResponse;
     type Error = IngestError;
 
@@ -321,7 +318,7 @@ impl CommitWriter for PushWriter<'_> {
         &mut self,
         dataset: &Dataset,
         chain: &ChainSnapshot,
-    ) -> Result<Option<Prepared<PreparedSlice>>, IngestError> {
+    ) -> Result<Option<Prepared<(PreparedSlice, SlicePlacement)>>, IngestError> {
         let target = push_target(chain)?;
         let (mut slice, placement) = match self.written.take() {
             Some((slice, at)) if fits(&at, chain) => (slice, at),
@@ -373,10 +370,7 @@ impl CommitWriter for PushWriter<'_> {
             Some(existing) => check_same_schema(existing, &slice.schema)?,
         }
         dataset.put_slice(&mut slice).await?;
-        let watermark = match (chain.state.watermark(), slice.max_event_time) {
-            (Some(previous), Some(new)) => Some(previous.max(new)),
-            (previous, new) => previous.or(new),
-        };
+        let watermark = chain.advanced_watermark(slice.max_event_time);
         events.push(MetadataEvent::AddData(AddData {
             prev_checkpoint: chain.state.last_checkpoint().copied(),
             prev_offset: chain.state.last_offset(),
@@ -391,18 +385,18 @@ impl CommitWriter for PushWriter<'_> {
             new_source_state: None,
             extra: self.idempotency.map(Idempotency::extra),
         }));
-        self.written = None;
-        let system_time = placement.system_time;
-        // Kept for the next attempt should this one lose the race.
-        self.input_placement = Some(placement);
         Ok(Some(Prepared {
             events,
-            system_time,
-            staged: slice,
+            system_time: placement.system_time,
+            staged: (slice, placement),
         }))
     }
 
-    fn committed(&mut self, result: &CommitResult, slice: PreparedSlice) -> IngestResponse {
+    fn committed(
+        &mut self,
+        result: &CommitResult,
+        (slice, _): (PreparedSlice, SlicePlacement),
+    ) -> IngestResponse {
         tracing::info!(
             new_head = %result.new_head,
             records = slice.offset_interval.len(),
@@ -420,10 +414,10 @@ impl CommitWriter for PushWriter<'_> {
         unchanged(chain)
     }
 
-    fn lost_race(&mut self, slice: PreparedSlice) {
-        if let Some(placement) = self.input_placement.take() {
-            self.written = Some((slice, placement));
-        }
+    /// The slice is kept: if the new head leaves its place free it is committed as it is,
+    /// otherwise its records are placed again.
+    fn lost_race(&mut self, staged: (PreparedSlice, SlicePlacement)) {
+        self.written = Some(staged);
     }
 }
 
@@ -467,21 +461,14 @@ enum MergeInputRecords {
 /// backwards, even when another writer's clock ran ahead.
 fn placement_after(chain: &ChainSnapshot) -> SlicePlacement {
     SlicePlacement {
-        start_offset: next_offset(chain),
-        system_time: chain
-            .state
-            .head_system_time()
-            .map_or_else(Utc::now, |head| head.max(Utc::now())),
+        start_offset: chain.next_offset(),
+        system_time: chain.next_system_time(),
     }
-}
-
-fn next_offset(chain: &ChainSnapshot) -> u64 {
-    chain.state.last_offset().map_or(0, |offset| offset + 1)
 }
 
 /// Whether a slice written for `placement` can follow the chain's head as it is now.
 fn fits(placement: &SlicePlacement, chain: &ChainSnapshot) -> bool {
-    placement.start_offset == next_offset(chain)
+    placement.start_offset == chain.next_offset()
         && chain
             .state
             .head_system_time()

@@ -74,14 +74,7 @@ impl Transformer {
         &self,
         chain: &ChainSnapshot,
         dataset_id: &DatasetId,
-    ) -> Result<
-        Option<(
-            TransformRequest,
-            Vec<ExecuteTransformInput>,
-            Option<DateTime<Utc>>,
-        )>,
-        TransformError,
-    > {
+    ) -> Result<Option<PlannedStep>, TransformError> {
         if chain.state.dataset_kind() != Some(DatasetKind::Derivative) {
             return Err(TransformError::NotDerivative);
         }
@@ -156,28 +149,33 @@ impl Transformer {
                 schema: source.schema,
             });
         }
-        let new_watermark = match (chain.state.watermark(), watermark.flatten()) {
-            (Some(previous), Some(new)) => Some(previous.max(new)),
-            (previous, new) => previous.or(new),
-        };
+        let new_watermark = chain.advanced_watermark(watermark.flatten());
         if !anything_new && new_watermark == chain.state.watermark() {
             return Ok(None);
         }
-        let system_time = chain
-            .state
-            .head_system_time()
-            .map_or_else(Utc::now, |head| head.max(Utc::now()));
+        let system_time = chain.next_system_time();
         let request = TransformRequest {
             dataset_id: *dataset_id,
             dataset_alias: dataset_id.to_string(),
             system_time,
             transform: sql.clone(),
             query_inputs: inputs,
-            next_offset: chain.state.last_offset().map_or(0, |offset| offset + 1),
+            next_offset: chain.next_offset(),
             prev_checkpoint: chain.state.last_checkpoint().copied(),
         };
-        Ok(Some((request, query_inputs, new_watermark)))
+        Ok(Some(PlannedStep {
+            request,
+            query_inputs,
+            new_watermark,
+        }))
     }
+}
+
+/// A step to run: the engine's request, and what the block will record of it.
+pub struct PlannedStep {
+    pub request: TransformRequest,
+    pub query_inputs: Vec<ExecuteTransformInput>,
+    pub new_watermark: Option<DateTime<Utc>>,
 }
 
 /// The newest `SetTransform` of a chain.
@@ -253,8 +251,11 @@ impl CommitWriter for StepWriter<'_> {
         dataset: &Dataset,
         chain: &ChainSnapshot,
     ) -> Result<Option<Prepared<u64>>, TransformError> {
-        let Some((request, query_inputs, new_watermark)) =
-            self.transformer.plan_step(chain, dataset.id()).await?
+        let Some(PlannedStep {
+            request,
+            query_inputs,
+            new_watermark,
+        }) = self.transformer.plan_step(chain, dataset.id()).await?
         else {
             return Ok(None);
         };
@@ -276,12 +277,12 @@ impl CommitWriter for StepWriter<'_> {
         let expected_schema = slice_schema(&data_fields);
         let schema = weir_dataset::schema::schema_from_arrow(&expected_schema)
             .map_err(|error| TransformError::OutputSchema(error.to_string()))?;
-        match current_schema(chain) {
+        match chain.data_schema() {
             None => events.push(MetadataEvent::SetDataSchema(SetDataSchema {
                 raw_arrow_schema: None,
                 schema: Some(schema),
             })),
-            Some(existing) if existing == schema => {}
+            Some(existing) if *existing == schema => {}
             Some(_) => {
                 return Err(TransformError::OutputSchema(
                     "the query's output columns differ from the dataset's schema".to_string(),
@@ -341,14 +342,4 @@ impl CommitWriter for StepWriter<'_> {
             num_records: 0,
         }
     }
-}
-
-fn current_schema(chain: &ChainSnapshot) -> Option<weir_odf::DataSchema> {
-    chain
-        .blocks
-        .iter()
-        .find_map(|(_, block)| match &block.event {
-            MetadataEvent::SetDataSchema(event) => event.schema.clone(),
-            _ => None,
-        })
 }

@@ -4,7 +4,9 @@ pub mod data;
 pub mod events;
 mod serde_util;
 pub mod source;
+pub mod sql_steps;
 
 pub use data::*;
 pub use events::*;
 pub use source::*;
+pub use sql_steps::{SqlStep, SqlStepsError};

@@ -41,18 +41,7 @@ pub fn current_records(
     if ops.values().iter().all(|op| adds(*op)) {
         return Ok(all);
     }
-    let value_columns: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            !matches!(
-                f.name().as_str(),
-                OFFSET_COLUMN | OPERATION_TYPE_COLUMN | SYSTEM_TIME_COLUMN
-            )
-        })
-        .map(|(index, _)| index)
-        .collect();
+    let value_columns = value_columns(schema);
     let values = all.project(&value_columns)?;
     let converter = row_converter(values.schema().fields())?;
     let rows = converter.convert_columns(values.columns())?;
@@ -74,6 +63,23 @@ pub fn current_records(
             .map(|(index, _)| index as u32),
     );
     take_record_batch(&all, &indices)
+}
+
+/// Indices of the columns that hold a record's values: all but `offset`, `op` and
+/// `system_time`.
+pub fn value_columns(schema: &Schema) -> Vec<usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| {
+            !matches!(
+                f.name().as_str(),
+                OFFSET_COLUMN | OPERATION_TYPE_COLUMN | SYSTEM_TIME_COLUMN
+            )
+        })
+        .map(|(index, _)| index)
+        .collect()
 }
 
 /// The changes that turn `previous` into `next` (both without system columns, same schema), as

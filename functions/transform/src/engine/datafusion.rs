@@ -46,34 +46,6 @@ pub fn engine_version() -> String {
     )
 }
 
-/// The query steps of a transform: `(alias, sql)`, the output (no alias) last.
-pub fn query_steps(sql: &TransformSql) -> Result<Vec<(Option<String>, String)>, String> {
-    let steps: Vec<(Option<String>, String)> = match (&sql.query, &sql.queries) {
-        (Some(query), None) => vec![(None, query.clone())],
-        (None, Some(queries)) if !queries.is_empty() => queries
-            .iter()
-            .map(|step| (step.alias.clone(), step.query.clone()))
-            .collect(),
-        _ => return Err("a transform needs exactly one of `query` or `queries`".to_string()),
-    };
-    let outputs: Vec<usize> = steps
-        .iter()
-        .enumerate()
-        .filter(|(_, (alias, _))| alias.is_none())
-        .map(|(index, _)| index)
-        .collect();
-    match outputs.as_slice() {
-        [output] => {
-            let mut steps = steps;
-            let output = steps.remove(*output);
-            steps.push(output);
-            Ok(steps)
-        }
-        [] => Err("one query needs to have no alias: its result is the output".to_string()),
-        _ => Err("only one query may have no alias (the output)".to_string()),
-    }
-}
-
 fn deterministic_session() -> SessionContext {
     let config = SessionConfig::new()
         .with_target_partitions(1)
@@ -99,23 +71,22 @@ fn last_offset(input: &TransformRequestInput) -> Option<u64> {
 }
 
 impl DataFusionEngine {
-    /// Registers every input's files as `__raw_<index>` and returns the output's frame with each
-    /// input alias bound by `bind`.
+    /// Registers the aliased steps as views and returns the output step's frame, over the
+    /// input views bound in `session`.
     async fn plan_output(
         session: &SessionContext,
         sql: &TransformSql,
     ) -> Result<DataFrame, EngineError> {
-        let steps = query_steps(sql).map_err(EngineError::InvalidQuery)?;
+        let steps = sql.steps().map_err(invalid)?;
         let last = steps.len() - 1;
-        for (index, (alias, query)) in steps.into_iter().enumerate() {
-            let frame = session.sql(&query).await.map_err(invalid)?;
-            if index == last {
+        for (index, step) in steps.into_iter().enumerate() {
+            let frame = session.sql(step.query).await.map_err(invalid)?;
+            let Some(alias) = step.alias.filter(|_| index < last) else {
                 return Ok(frame);
-            }
-            let alias = alias.expect("only the output has no alias");
-            let _ = session.deregister_table(TableReference::bare(alias.as_str()));
+            };
+            let _ = session.deregister_table(TableReference::bare(alias));
             session
-                .register_table(TableReference::bare(alias.as_str()), frame.into_view())
+                .register_table(TableReference::bare(alias), frame.into_view())
                 .map_err(invalid)?;
         }
         unreachable!("the loop returns at the output step")
@@ -183,17 +154,11 @@ impl DataFusionEngine {
         key_columns: &[String],
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>), EngineError> {
         for (index, input) in request.query_inputs.iter().enumerate() {
-            let _ = session.deregister_table(TableReference::bare(input.query_alias.as_str()));
+            // No records yet: the view over the (empty) raw table stays bound.
             let Some(end) = last_offset(input) else {
-                // No records yet: the raw table is empty.
-                Self::bind_view(
-                    session,
-                    &input.query_alias,
-                    format!("SELECT * FROM __raw_{index}"),
-                )
-                .await?;
                 continue;
             };
+            let _ = session.deregister_table(TableReference::bare(input.query_alias.as_str()));
             let frame = session
                 .sql(&format!(
                     "SELECT * FROM __raw_{index} WHERE \"{OFFSET_COLUMN}\" <= {end}"

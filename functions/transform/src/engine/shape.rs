@@ -91,21 +91,8 @@ fn check_deterministic(plan: &LogicalPlan) -> Result<(), String> {
     }
 }
 
-/// Functions whose result depends on when or how often they run. DataFusion marks `now()` as
-/// stable (fixed within one query), which is not enough across replays.
 fn is_time_or_random(name: &str) -> bool {
-    matches!(
-        name,
-        "random"
-            | "uuid"
-            | "now"
-            | "current_timestamp"
-            | "current_date"
-            | "current_time"
-            | "localtime"
-            | "localtimestamp"
-            | "today"
-    )
+    weir_dataset::transform_sql::NON_DETERMINISTIC_FUNCTIONS.contains(&name)
 }
 
 /// The output columns that are GROUP BY columns of the top-level aggregation, looking through

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use chrono::Utc;
 use datafusion::prelude::SessionContext;
 use weir_dataset::DatasetStore;
-use weir_dataset::slices::{OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN};
 use weir_ingest::read::MediaFormat;
 use weir_ingest::{IngestConfig, IngestContext, IngestRequest};
 use weir_odf::DatasetId;
@@ -125,18 +124,7 @@ impl Harness {
         let batches = frame.collect().await.unwrap();
         let current =
             weir_transform::engine::changelog::current_records(&schema, &batches).unwrap();
-        let keep: Vec<usize> = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                !matches!(
-                    f.name().as_str(),
-                    OFFSET_COLUMN | OPERATION_TYPE_COLUMN | SYSTEM_TIME_COLUMN
-                )
-            })
-            .map(|(index, _)| index)
-            .collect();
+        let keep = weir_transform::engine::changelog::value_columns(&schema);
         lines(&[current.project(&keep).unwrap()])
     }
 
