@@ -189,6 +189,9 @@ pub struct IndexUpdate {
     pub statistics: DatasetStatistics,
     /// Replaces the dataset's upstream set when present (a SetTransform was among the blocks).
     pub upstream: Option<Vec<String>>,
+    /// The chain was reset: `blocks` is the whole chain, replacing the indexed one, and the
+    /// head may move back.
+    pub rewritten: bool,
 }
 
 /// An event to publish, written in the same transaction as the change that implies it.

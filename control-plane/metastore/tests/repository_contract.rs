@@ -502,6 +502,7 @@ async fn metadata_index(backend: Backend) {
         ],
         statistics: statistics.clone(),
         upstream: None,
+        rewritten: false,
     };
     metastore.apply_index_update(&update).await.unwrap();
     metastore.apply_index_update(&update).await.unwrap();
@@ -561,6 +562,7 @@ async fn metadata_index(backend: Backend) {
         blocks: vec![block(0, "Seed"), block(1, "SetTransform")],
         statistics: DatasetStatistics::default(),
         upstream: Some(vec!["did:odf:up".to_string(), "did:odf:gone".to_string()]),
+        rewritten: false,
     };
     metastore.apply_index_update(&lineage).await.unwrap();
     assert_eq!(
@@ -581,6 +583,30 @@ async fn metadata_index(backend: Backend) {
         metastore.upstream("did:odf:down").await.unwrap(),
         vec!["did:odf:up"]
     );
+
+    // A reset chain replaces the index: the head moves back, later blocks are gone.
+    let reset = IndexUpdate {
+        blocks: vec![block(0, "Seed"), block(1, "SetDataSchema")],
+        statistics: DatasetStatistics::default(),
+        rewritten: true,
+        ..update.clone()
+    };
+    metastore.apply_index_update(&reset).await.unwrap();
+    let entry = metastore
+        .dataset_by_id("did:odf:up")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(entry.head_sequence, Some(1));
+    assert_eq!(
+        metastore.blocks("did:odf:up", None, 10).await.unwrap(),
+        vec![block(1, "SetDataSchema"), block(0, "Seed")]
+    );
+    assert_eq!(
+        metastore.statistics("did:odf:up").await.unwrap(),
+        Some(DatasetStatistics::default())
+    );
+    metastore.apply_index_update(&update).await.unwrap();
 
     let unknown = IndexUpdate {
         dataset_id: "did:odf:unknown".to_string(),

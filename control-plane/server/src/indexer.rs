@@ -118,7 +118,14 @@ impl Indexer {
             new_blocks.push((hash, block));
         }
         new_blocks.reverse();
-        let mut statistics = self.metastore.statistics(&did).await?.unwrap_or_default();
+        // Back at the seed without meeting the indexed head: the chain was reset, and the
+        // index is rebuilt from the whole chain.
+        let rewritten = cursor.is_none() && entry.head_hash.is_some();
+        let mut statistics = if rewritten {
+            DatasetStatistics::default()
+        } else {
+            self.metastore.statistics(&did).await?.unwrap_or_default()
+        };
         let mut upstream = None;
         for (_, block) in &new_blocks {
             self.account_block(&mut statistics, &mut upstream, &entry, block)
@@ -132,6 +139,7 @@ impl Indexer {
                 .collect(),
             statistics,
             upstream,
+            rewritten,
         };
         self.metastore.apply_index_update(&update).await?;
         tracing::debug!(dataset_id = %did, blocks = update.blocks.len(), "indexed blocks");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use weir_odf::{DatasetId, MetadataEvent};
+use weir_odf::{DatasetId, MetadataEvent, Multihash};
 
 use crate::dataset::{ChainSnapshot, CommitResult, Dataset};
 use crate::error::CommitError;
@@ -65,6 +65,9 @@ pub trait CommitWriter: Send {
 #[async_trait::async_trait]
 pub trait CommitListener: Send + Sync {
     async fn committed(&self, dataset: &DatasetId, result: &CommitResult);
+
+    /// The head was moved back to an earlier block (a reset).
+    async fn head_reset(&self, _dataset: &DatasetId, _head: &Multihash, _sequence_number: u64) {}
 }
 
 /// Options of the pipeline.

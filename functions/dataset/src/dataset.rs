@@ -295,6 +295,37 @@ impl Dataset {
             .await
     }
 
+    /// Moves the head back to `target`, a block of the current chain. The blocks after it, and
+    /// the data only they refer to, become garbage for the sweep. Readers and derivatives that
+    /// had seen those blocks find them gone (a derivative then reports its input as reset).
+    pub async fn reset_to(&self, target: &Multihash) -> Result<HeadRef, CommitError> {
+        let _lane = self.commit_lane().await;
+        let chain = self.load_chain(None).await?;
+        let Some(expected) = chain.head.as_ref() else {
+            return Err(CommitError::NotInChain { block: *target });
+        };
+        if expected.hash == *target {
+            return Ok(expected.clone());
+        }
+        if !chain.blocks.iter().any(|(hash, _)| hash == target) {
+            return Err(CommitError::NotInChain { block: *target });
+        }
+        match self
+            .store
+            .swap_head(&self.layout.head(), Some(expected), target)
+            .await?
+        {
+            Some(head) => {
+                tracing::info!(dataset_id = %self.id, from = %expected.hash, to = %target, "reset");
+                Ok(head)
+            }
+            None => Err(CommitError::Conflict {
+                expected: Some(expected.hash),
+                actual: self.head().await?.map(|head| head.hash),
+            }),
+        }
+    }
+
     /// Appends `event` after the head described by `state`/`expected`. Data and checkpoint
     /// objects the event references must already be stored. Fails with `Conflict` when the head
     /// moved since `expected` was read; the caller may reload the chain and retry.

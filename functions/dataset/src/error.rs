@@ -33,6 +33,9 @@ pub enum CommitError {
     },
     #[error("nothing to commit")]
     NothingToCommit,
+    /// A reset named a block that is not in the dataset's chain.
+    #[error("block {block} is not in the dataset's chain")]
+    NotInChain { block: Multihash },
     /// Writers in other processes won the compare-and-swap every time.
     #[error("the head kept moving: {attempts} commit attempts lost to concurrent writers")]
     TooManyConflicts { attempts: u32 },

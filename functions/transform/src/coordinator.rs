@@ -112,22 +112,14 @@ impl Transformer {
             }
             let head = input_chain.head.as_ref().map(|head| head.hash);
             let last = input_chain.state.last_offset();
-            let interval = match (seen.offset, last) {
-                (Some(seen), Some(last)) if last > seen => Some(OffsetInterval {
-                    start: seen + 1,
-                    end: last,
-                }),
-                (None, Some(last)) => Some(OffsetInterval {
-                    start: 0,
-                    end: last,
-                }),
-                _ => None,
-            };
-            let Ok(source) = TableSource::from_blocks(&input_chain.blocks) else {
+            let new_offset = last.filter(|last| seen.offset.is_none_or(|seen| *last > seen));
+            let Some(request_input) =
+                request_input(*input_id, alias, &input_chain, seen.offset, new_offset)
+            else {
                 // No schema yet, so no records: nothing to compute from this input.
                 return Ok(None);
             };
-            anything_new |= interval.is_some();
+            anything_new |= new_offset.is_some();
             watermark = Some(match (watermark, input_chain.state.watermark()) {
                 (None, mark) => mark,
                 (Some(Some(a)), Some(b)) => Some(a.min(b)),
@@ -138,16 +130,9 @@ impl Transformer {
                 prev_block_hash: seen.block,
                 new_block_hash: (head != seen.block).then_some(head).flatten(),
                 prev_offset: seen.offset,
-                new_offset: interval.as_ref().map(|i| i.end),
+                new_offset,
             });
-            inputs.push(TransformRequestInput {
-                dataset_id: *input_id,
-                dataset_alias: alias.clone(),
-                query_alias: alias,
-                data_files: data_files(&input_chain, last),
-                offset_interval: interval,
-                schema: source.schema,
-            });
+            inputs.push(request_input);
         }
         let new_watermark = chain.advanced_watermark(watermark.flatten());
         if !anything_new && new_watermark == chain.state.watermark() {
@@ -213,6 +198,43 @@ fn processed_inputs(chain: &ChainSnapshot) -> HashMap<DatasetId, Seen> {
         }
     }
     seen
+}
+
+/// The engine's records with offsets from `next_offset` and the step's system time, as a slice
+/// (hashed, not stored yet); `None` when there are none.
+pub(crate) async fn output_slice(
+    records: Vec<arrow::array::RecordBatch>,
+    next_offset: u64,
+    system_time: DateTime<Utc>,
+) -> Result<Option<PreparedSlice>, TransformError> {
+    tokio::task::spawn_blocking(move || prepare_slice(&records, next_offset, system_time, None))
+        .await
+        .map_err(|error| TransformError::Join(error.to_string()))?
+        .map_err(TransformError::from)
+}
+
+/// The engine's view of one input that earlier steps read up to `prev_offset` and this step
+/// reads up to `new_offset` (none: nothing new); `None` while the input has no schema.
+pub(crate) fn request_input(
+    dataset_id: DatasetId,
+    alias: String,
+    chain: &ChainSnapshot,
+    prev_offset: Option<u64>,
+    new_offset: Option<u64>,
+) -> Option<TransformRequestInput> {
+    let source = TableSource::from_blocks(&chain.blocks).ok()?;
+    let offset_interval = new_offset.map(|end| OffsetInterval {
+        start: prev_offset.map_or(0, |offset| offset + 1),
+        end,
+    });
+    Some(TransformRequestInput {
+        dataset_id,
+        dataset_alias: alias.clone(),
+        query_alias: alias,
+        data_files: data_files(chain, new_offset.or(prev_offset)),
+        offset_interval,
+        schema: source.schema,
+    })
 }
 
 /// Data files of an input chain up to offset `last`, oldest first.
@@ -289,12 +311,7 @@ impl CommitWriter for StepWriter<'_> {
                 ));
             }
         }
-        let records = output.records;
-        let slice: Option<PreparedSlice> = tokio::task::spawn_blocking(move || {
-            prepare_slice(&records, next_offset, system_time, None)
-        })
-        .await
-        .map_err(|error| TransformError::Join(error.to_string()))??;
+        let slice = output_slice(output.records, next_offset, system_time).await?;
         let mut num_records = 0;
         let new_data = match slice {
             Some(mut slice) => {

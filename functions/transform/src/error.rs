@@ -9,6 +9,10 @@ use crate::engine::EngineError;
 pub enum TransformError {
     #[error("the dataset is not a derivative")]
     NotDerivative,
+    #[error(
+        "a root dataset is reset to a block named in `toBlock`; only a derivative can go back to its metadata"
+    )]
+    ResetNeedsBlock,
     #[error("the dataset has no transform (SetTransform)")]
     NoTransform,
     #[error("transform input `{alias}` is not a dataset id; create the dataset through the API")]

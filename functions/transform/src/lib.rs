@@ -8,8 +8,10 @@
 pub mod coordinator;
 pub mod engine;
 pub mod error;
+pub mod reset;
 pub mod routes;
 pub mod trigger;
+pub mod verify;
 
 pub use coordinator::{StepOutcome, Transformer};
 pub use engine::datafusion::DataFusionEngine;

@@ -1,19 +1,21 @@
-//! HTTP surface of the transform function: a derivative's transform status, and running a step
-//! now.
+//! HTTP surface of the transform function: a derivative's transform status, running a step now,
+//! verifying its steps, and resetting a dataset.
 
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use weir_dataset::DatasetStore;
 use weir_function_runtime::{AccessDecision, AccessPolicy, ApiError, DatasetAction, ErrorKind};
-use weir_odf::{AccountName, DatasetId, DatasetName};
+use weir_odf::{AccountName, DatasetId, DatasetName, Multihash};
 
 use crate::coordinator::{StepOutcome, Transformer};
 use crate::error::TransformError;
+use crate::reset::ResetOutcome;
 use crate::trigger::{LocalTrigger, TransformStatus};
+use crate::verify::VerifyReport;
 
 pub struct TransformContext {
     pub store: DatasetStore,
@@ -29,6 +31,8 @@ pub fn router(context: Arc<TransformContext>) -> Router {
             "/datasets/{account}/{name}/transform",
             get(status).post(run_now),
         )
+        .route("/datasets/{account}/{name}/verify", post(verify))
+        .route("/datasets/{account}/{name}/reset", post(reset))
         .with_state(context);
     weir_function_runtime::with_json_errors(router)
 }
@@ -116,10 +120,62 @@ async fn run_now(
     Ok(Json(context.transformer.run_step(&id).await?))
 }
 
+async fn verify(
+    State(context): State<Arc<TransformContext>>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<VerifyReport>, ApiError> {
+    let id = resolve(&context, &headers, path, DatasetAction::Read).await?;
+    Ok(Json(context.transformer.verify(&id).await?))
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ResetBody {
+    /// The block to go back to; a derivative without it goes back to its metadata.
+    to_block: Option<String>,
+}
+
+async fn reset(
+    State(context): State<Arc<TransformContext>>,
+    Path(path): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<ResetOutcome>, ApiError> {
+    let id = resolve(&context, &headers, path, DatasetAction::Write).await?;
+    let body: ResetBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResetBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::new(ErrorKind::InvalidInput, format!("invalid body: {error}"))
+        })?
+    };
+    let to = match body.to_block.as_deref() {
+        Some(text) => Some(text.parse::<Multihash>().map_err(|error| {
+            ApiError::new(
+                ErrorKind::InvalidInput,
+                format!("`toBlock` is not a block hash: {error}"),
+            )
+        })?),
+        None => None,
+    };
+    let outcome = context.transformer.reset(&id, to).await?;
+    if let Some(trigger) = &context.trigger {
+        // A derivative computes itself again from its inputs.
+        trigger.schedule(id);
+    }
+    Ok(Json(outcome))
+}
+
 impl From<TransformError> for ApiError {
     fn from(error: TransformError) -> Self {
         let kind = match &error {
-            TransformError::NotDerivative | TransformError::NoTransform => ErrorKind::InvalidInput,
+            TransformError::NotDerivative
+            | TransformError::NoTransform
+            | TransformError::ResetNeedsBlock
+            | TransformError::Commit(weir_dataset::CommitError::NotInChain { .. }) => {
+                ErrorKind::InvalidInput
+            }
             TransformError::Engine(crate::engine::EngineError::InvalidQuery(_))
             | TransformError::OutputSchema(_)
             | TransformError::InputRewritten { .. }

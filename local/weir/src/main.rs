@@ -23,6 +23,8 @@ commands:
   create <manifest>  create a dataset from a YAML manifest [--account NAME, default admin]
   datasets           list datasets in the data directory with their head block
   log <did>          print the metadata chain of a dataset as JSON, newest block first
+  verify <did>       compute every transform step of a derivative again and compare the
+                     output's logical hashes with those its blocks record
   version            print the version";
 
 struct Arguments {
@@ -143,6 +145,26 @@ async fn run(arguments: Arguments) -> Result<(), String> {
             for (hash, block) in chain.blocks {
                 let json = serde_json::json!({ "blockHash": hash, "block": block });
                 println!("{json}");
+            }
+        }
+        "verify" => {
+            let id: DatasetId = arguments
+                .positional
+                .first()
+                .ok_or("verify needs a dataset id")?
+                .parse()
+                .map_err(|e: weir_odf::IdentityParseError| e.to_string())?;
+            let transformer = weir_transform::Transformer::new(
+                store()?,
+                std::sync::Arc::new(weir_transform::DataFusionEngine),
+            );
+            let report = transformer.verify(&id).await.map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| e.to_string())?
+            );
+            if report.first_mismatch.is_some() {
+                return Err("a transform step gives another result than its block records".into());
             }
         }
         other => return Err(format!("unknown command `{other}`")),

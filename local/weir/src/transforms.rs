@@ -8,7 +8,7 @@ use weir_control_plane::ControlPlane;
 use weir_dataset::{CommitListener, CommitResult};
 use weir_events::WeirEvent;
 use weir_function_runtime::{Caller, CommitNotifier};
-use weir_odf::DatasetId;
+use weir_odf::{DatasetId, Multihash};
 use weir_transform::{
     DataFusionEngine, Lineage, LocalTrigger, TransformContext, TransformTrigger, Transformer,
 };
@@ -46,6 +46,17 @@ impl CommitListener for NotifyBus {
                 &Caller::anonymous(),
                 &dataset.to_did_string(),
                 &result.new_head.to_string(),
+                sequence_number,
+            )
+            .await;
+    }
+
+    async fn head_reset(&self, dataset: &DatasetId, head: &Multihash, sequence_number: u64) {
+        self.0
+            .block_committed(
+                &Caller::anonymous(),
+                &dataset.to_did_string(),
+                &head.to_string(),
                 sequence_number,
             )
             .await;

@@ -29,6 +29,12 @@ impl MetadataIndexRepository for SqlMetastore {
     async fn apply_index_update(&self, update: &IndexUpdate) -> MetastoreResult<()> {
         let dataset_id = &update.dataset_id;
         let mut transaction = self.pool.begin().await?;
+        if update.rewritten {
+            sqlx::query("DELETE FROM metadata_blocks WHERE dataset_id = $1")
+                .bind(dataset_id)
+                .execute(&mut *transaction)
+                .await?;
+        }
         for block in &update.blocks {
             sqlx::query(
                 "INSERT INTO metadata_blocks (dataset_id, sequence_number, block_hash, \
@@ -48,11 +54,12 @@ impl MetadataIndexRepository for SqlMetastore {
         if let Some(last) = update.blocks.last() {
             let moved = sqlx::query(
                 "UPDATE datasets SET head_hash = $1, head_sequence = $2 \
-                 WHERE id = $3 AND (head_sequence IS NULL OR head_sequence < $2)",
+                 WHERE id = $3 AND (head_sequence IS NULL OR head_sequence < $2 OR $4)",
             )
             .bind(&last.block_hash)
             .bind(last.sequence_number)
             .bind(dataset_id)
+            .bind(update.rewritten)
             .execute(&mut *transaction)
             .await?;
             if moved.rows_affected() == 0 {
