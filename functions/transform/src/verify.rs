@@ -36,6 +36,9 @@ impl Transformer {
     /// Replays every transform step of `dataset_id`.
     pub async fn verify(&self, dataset_id: &DatasetId) -> Result<VerifyReport, TransformError> {
         let chain = self.store.dataset(dataset_id).load_chain(None).await?;
+        if chain.state.dataset_kind() != Some(weir_odf::DatasetKind::Derivative) {
+            return Err(TransformError::NotDerivative);
+        }
         let mut inputs: HashMap<DatasetId, ChainSnapshot> = HashMap::new();
         let mut transform: Option<&SetTransform> = None;
         let mut steps_verified = 0;
