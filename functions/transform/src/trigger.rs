@@ -38,6 +38,8 @@ pub struct TransformStatus {
     /// A commit arrived while the step ran: another step follows.
     pub pending: bool,
     pub last_run_at: Option<DateTime<Utc>>,
+    /// How long the last step took, from planning to commit.
+    pub last_duration_ms: Option<u64>,
     pub last_outcome: Option<StepOutcome>,
     /// The last step's error, until a step succeeds.
     pub last_error: Option<StepFailure>,
@@ -94,10 +96,13 @@ impl LocalTrigger {
 
     async fn run_until_idle(self: Arc<Self>, dataset: DatasetId) {
         loop {
+            let started = std::time::Instant::now();
             let result = self.transformer.run_step(&dataset).await;
+            let elapsed = started.elapsed();
             let mut states = self.states.lock().expect("status lock");
             let state = states.entry(dataset).or_default();
             state.last_run_at = Some(Utc::now());
+            state.last_duration_ms = Some(u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX));
             match result {
                 Ok(outcome) => {
                     state.last_outcome = Some(outcome);
