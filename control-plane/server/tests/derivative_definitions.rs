@@ -98,6 +98,28 @@ async fn bad_transforms_answer_400_and_create_nothing() {
         "{}",
         answer.1
     );
+    // An engine this node does not have.
+    let spark = derivative("bad", "admin/readings", "SELECT event_time FROM readings")
+        .replace("engine: datafusion", "engine: spark");
+    let answer = node.create_dataset(&node.admin, &spark).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "transform.engine",
+    );
+    // CTEs and table functions are not inputs to look for.
+    let (status, body) = node
+        .create_dataset(
+            &node.admin,
+            &derivative(
+                "ctes",
+                "admin/readings",
+                "WITH recent AS (SELECT * EXCLUDE (\"offset\", op, system_time) FROM readings) SELECT r.event_time, g.value FROM recent r CROSS JOIN generate_series(1, 2) g",
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     // `* EXCLUDE` of the system columns is fine.
     let (status, body) = node
         .create_dataset(

@@ -48,10 +48,7 @@ pub fn check_definition(definition: &DatasetDefinition) -> Result<(), Definition
             }
             MetadataEvent::SetTransform(set) => {
                 check_transform(&set.transform, &format!("{at}.transform"))?;
-                crate::transform_sql::check_derivative_sql(
-                    &set.transform,
-                    &format!("{at}.transform"),
-                )?;
+                crate::transform_sql::check_derivative_sql(set, &format!("{at}.transform"))?;
             }
             MetadataEvent::SetDataSchema(set) => {
                 if let Some(schema) = &set.schema {

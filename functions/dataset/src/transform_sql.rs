@@ -4,12 +4,15 @@
 //! assigns.
 
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use std::ops::ControlFlow;
+
 use datafusion::sql::sqlparser::ast::{
-    Expr, SelectItem, SetExpr, Statement, WildcardAdditionalOptions,
+    Expr, Query, SelectItem, SetExpr, Statement, TableFactor, Visit, Visitor,
+    WildcardAdditionalOptions,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
-use weir_odf::Transform;
+use weir_odf::{SetTransform, Transform};
 
 use crate::definition::DefinitionError;
 use crate::slices::{OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN};
@@ -35,8 +38,29 @@ fn refuse(path: &str, message: String) -> DefinitionError {
     }
 }
 
-pub(crate) fn check_derivative_sql(transform: &Transform, at: &str) -> Result<(), DefinitionError> {
-    let Transform::Sql(sql) = transform;
+pub(crate) fn check_derivative_sql(set: &SetTransform, at: &str) -> Result<(), DefinitionError> {
+    let Transform::Sql(sql) = &set.transform;
+    if !sql.engine.eq_ignore_ascii_case("datafusion") {
+        return Err(refuse(
+            &format!("{at}.engine"),
+            format!(
+                "engine `{}` is not available on this node; `datafusion` is",
+                sql.engine
+            ),
+        ));
+    }
+    // The names a query may read: the inputs' aliases and the other steps' aliases. Inputs
+    // without an alias (named by id) leave the names unknown, and the check out.
+    let mut known: Option<Vec<String>> =
+        set.inputs.iter().map(|input| input.alias.clone()).collect();
+    if let Some(names) = &mut known {
+        names.extend(
+            sql.queries
+                .iter()
+                .flatten()
+                .filter_map(|step| step.alias.clone()),
+        );
+    }
     let mut steps: Vec<(String, &str, bool)> = Vec::new();
     if let Some(query) = &sql.query {
         steps.push((format!("{at}.query"), query, true));
@@ -50,6 +74,9 @@ pub(crate) fn check_derivative_sql(transform: &Transform, at: &str) -> Result<()
     }
     for (path, query, is_output) in steps {
         check_deterministic(&path, query)?;
+        if let Some(known) = &known {
+            check_relations(&path, query, known)?;
+        }
         if is_output {
             check_output(&path, query)?;
         }
@@ -76,6 +103,79 @@ fn check_deterministic(path: &str, query: &str) -> Result<(), DefinitionError> {
         }
     }
     Ok(())
+}
+
+/// Every table a query reads is an input, another step or one of its own CTEs.
+fn check_relations(path: &str, query: &str, known: &[String]) -> Result<(), DefinitionError> {
+    let Ok(statements) = DFParserBuilder::new(query)
+        .build()
+        .and_then(|mut parser| parser.parse_statements())
+    else {
+        return Ok(());
+    };
+    let Some(DFStatement::Statement(statement)) = statements.front() else {
+        return Ok(());
+    };
+    let mut names = Relations::default();
+    let _ = statement.visit(&mut names);
+    for (name, quoted) in names.read {
+        let found = names.ctes.iter().chain(known).any(|known| {
+            if quoted {
+                *known == name
+            } else {
+                known.eq_ignore_ascii_case(&name)
+            }
+        });
+        if !found {
+            return Err(refuse(
+                path,
+                format!(
+                    "the query reads `{name}`, which is not an input of the transform (inputs and steps: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Tables a statement reads (name, quoted) and the CTEs it defines.
+#[derive(Default)]
+struct Relations {
+    read: Vec<(String, bool)>,
+    ctes: Vec<String>,
+}
+
+impl Visitor for Relations {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
+        if let Some(with) = &query.with {
+            self.ctes.extend(
+                with.cte_tables
+                    .iter()
+                    .map(|cte| cte.alias.name.value.clone()),
+            );
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name, args: None, ..
+        } = factor
+        {
+            let parts: Vec<_> = name.0.iter().filter_map(|part| part.as_ident()).collect();
+            if let [ident] = parts.as_slice() {
+                self.read
+                    .push((ident.value.clone(), ident.quote_style.is_some()));
+            } else {
+                let text = name.to_string();
+                self.read.push((text, true));
+            }
+        }
+        ControlFlow::Continue(())
+    }
 }
 
 fn check_output(path: &str, query: &str) -> Result<(), DefinitionError> {
