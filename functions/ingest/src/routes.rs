@@ -97,7 +97,8 @@ async fn ingest(
         idempotency_key: idempotency_key(&headers)?,
     };
     let mut received = 0u64;
-    let stream = body.into_data_stream().map(move |chunk| {
+    let mut data = body.into_data_stream();
+    let stream = (&mut data).map(|chunk| {
         let chunk = chunk.map_err(|error| IngestError::Malformed {
             format: "HTTP",
             message: format!("body could not be read: {error}"),
@@ -108,6 +109,29 @@ async fn ingest(
         }
         Ok(chunk)
     });
-    let response = context.ingest(request, stream).await?;
-    Ok(Json(response))
+    match context.ingest(request, stream).await {
+        Ok(response) => Ok(Json(response)),
+        Err(error) => {
+            if !matches!(error, IngestError::TooLarge { .. }) {
+                drain_rest(&mut data, limit.saturating_sub(received)).await;
+            }
+            Err(error.into())
+        }
+    }
 }
+
+/// Reads and drops what the client is still sending after a push was rejected part way, so
+/// that the client gets to read the 4xx instead of a connection reset in the middle of its
+/// upload. Bounded by what is left of the body limit and by [`DRAIN_TIME`]; past either, the
+/// connection is closed as before.
+async fn drain_rest(data: &mut axum::body::BodyDataStream, mut budget: u64) {
+    let deadline = tokio::time::Instant::now() + DRAIN_TIME;
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, data.next()).await {
+        match budget.checked_sub(chunk.len() as u64) {
+            Some(left) => budget = left,
+            None => return,
+        }
+    }
+}
+
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
