@@ -40,7 +40,8 @@ pub fn with_operational_routes(
         .merge(operational)
 }
 
-async fn shutdown_signal(ready: Arc<AtomicBool>) {
+/// Completes on SIGTERM (how Kubernetes and Knative stop a pod) or Ctrl-C.
+pub async fn termination_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -56,6 +57,10 @@ async fn shutdown_signal(ready: Arc<AtomicBool>) {
         _ = terminate => {}
         _ = tokio::signal::ctrl_c() => {}
     }
+}
+
+async fn shutdown_signal(ready: Arc<AtomicBool>) {
+    termination_signal().await;
     ready.store(false, Ordering::Relaxed);
     tracing::info!("shutdown requested, draining in-flight requests");
 }

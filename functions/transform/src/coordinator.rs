@@ -238,7 +238,7 @@ pub(crate) fn request_input(
 }
 
 /// Data files of an input chain up to offset `last`, oldest first.
-fn data_files(chain: &ChainSnapshot, last: Option<u64>) -> Vec<(Multihash, OffsetInterval)> {
+fn data_files(chain: &ChainSnapshot, last: Option<u64>) -> Vec<Multihash> {
     let Some(last) = last else {
         return Vec::new();
     };
@@ -252,8 +252,35 @@ fn data_files(chain: &ChainSnapshot, last: Option<u64>) -> Vec<(Multihash, Offse
             _ => None,
         })
         .filter(|slice| slice.offset_interval.end <= last)
-        .map(|slice| (slice.physical_hash, slice.offset_interval.clone()))
+        .map(|slice| slice.physical_hash)
         .collect()
+}
+
+/// `SetDataSchema` for the first output, nothing when the chain already has the same schema,
+/// and an error when the query's output columns changed.
+fn schema_event(
+    chain: &ChainSnapshot,
+    output_schema: &arrow::datatypes::Schema,
+) -> Result<Option<MetadataEvent>, TransformError> {
+    let data_fields: Vec<_> = output_schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != weir_dataset::slices::EVENT_TIME_COLUMN)
+        .cloned()
+        .collect();
+    let expected_schema = slice_schema(&data_fields);
+    let schema = weir_dataset::schema::schema_from_arrow(&expected_schema)
+        .map_err(|error| TransformError::OutputSchema(error.to_string()))?;
+    match chain.data_schema() {
+        None => Ok(Some(MetadataEvent::SetDataSchema(SetDataSchema {
+            raw_arrow_schema: None,
+            schema: Some(schema),
+        }))),
+        Some(existing) if *existing == schema => Ok(None),
+        Some(_) => Err(TransformError::OutputSchema(
+            "the query's output columns differ from the dataset's schema".to_string(),
+        )),
+    }
 }
 
 /// A step's side of the commit pipeline: each attempt plans and computes after the head it is
@@ -289,25 +316,16 @@ impl CommitWriter for StepWriter<'_> {
             .execute_transform(&self.transformer.store, request)
             .await?;
         let mut events = Vec::with_capacity(2);
-        let data_fields: Vec<_> = output
-            .schema
-            .fields()
-            .iter()
-            .filter(|f| f.name() != weir_dataset::slices::EVENT_TIME_COLUMN)
-            .cloned()
-            .collect();
-        let expected_schema = slice_schema(&data_fields);
-        let schema = weir_dataset::schema::schema_from_arrow(&expected_schema)
-            .map_err(|error| TransformError::OutputSchema(error.to_string()))?;
-        match chain.data_schema() {
-            None => events.push(MetadataEvent::SetDataSchema(SetDataSchema {
-                raw_arrow_schema: None,
-                schema: Some(schema),
-            })),
-            Some(existing) if *existing == schema => {}
-            Some(_) => {
+        match &output.schema {
+            Some(output_schema) => {
+                if let Some(event) = schema_event(chain, output_schema)? {
+                    events.push(event);
+                }
+            }
+            None if output.records.is_empty() => {}
+            None => {
                 return Err(TransformError::OutputSchema(
-                    "the query's output columns differ from the dataset's schema".to_string(),
+                    "the engine returned records without their schema".to_string(),
                 ));
             }
         }

@@ -5,14 +5,17 @@
 //! the commit pipeline of weir-dataset; `trigger` runs steps when inputs change. It must not
 //! depend on the control plane, its database or its event bus (those reach it through traits).
 
+pub mod config;
 pub mod coordinator;
 pub mod engine;
 pub mod error;
+pub mod notify;
 pub mod reset;
 pub mod routes;
 pub mod trigger;
 pub mod verify;
 
+pub use config::{EngineConfig, EngineWorkerConfig, TransformConfig};
 pub use coordinator::{StepOutcome, Transformer};
 pub use engine::datafusion::DataFusionEngine;
 pub use error::TransformError;
@@ -20,3 +23,29 @@ pub use routes::{TransformContext, router};
 pub use trigger::{Lineage, LocalTrigger, TransformTrigger};
 
 pub const FUNCTION_NAME: &str = "transform";
+/// Name under which the engine worker reads its config.
+pub const ENGINE_WORKER_NAME: &str = "engine";
+
+/// The transform function's HTTP surface over the configured storage, engine and control plane.
+pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
+    let store = config.storage.open().map_err(|error| error.to_string())?;
+    let platform = weir_function_runtime::Platform::from_config(
+        FUNCTION_NAME,
+        config.control_plane.as_ref(),
+        config.open_access,
+    )
+    .await?;
+    let mut transformer = Transformer::new(store.clone(), config.engine.open()?);
+    transformer.max_commit_attempts = config.max_commit_attempts;
+    if let Some(notifier) = platform.notifier {
+        transformer
+            .listeners
+            .push(std::sync::Arc::new(notify::NotifyListener::new(notifier)));
+    }
+    Ok(router(std::sync::Arc::new(TransformContext {
+        store,
+        transformer,
+        access: platform.access,
+        trigger: None,
+    })))
+}

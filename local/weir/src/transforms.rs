@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use weir_control_plane::ControlPlane;
-use weir_dataset::{CommitListener, CommitResult};
 use weir_events::WeirEvent;
-use weir_function_runtime::{Caller, CommitNotifier};
-use weir_odf::{DatasetId, Multihash};
+use weir_odf::DatasetId;
+use weir_transform::notify::NotifyListener;
 use weir_transform::{
     DataFusionEngine, Lineage, LocalTrigger, TransformContext, TransformTrigger, Transformer,
 };
@@ -30,43 +29,11 @@ impl Lineage for IndexLineage {
     }
 }
 
-/// Publishes `block-committed` for the transform's commits, so derivatives of derivatives run.
-struct NotifyBus(Arc<dyn CommitNotifier>);
-
-#[async_trait::async_trait]
-impl CommitListener for NotifyBus {
-    async fn committed(&self, dataset: &DatasetId, result: &CommitResult) {
-        let sequence_number = result
-            .blocks
-            .last()
-            .map(|(_, block)| block.sequence_number)
-            .unwrap_or_default();
-        self.0
-            .block_committed(
-                &Caller::anonymous(),
-                &dataset.to_did_string(),
-                &result.new_head.to_string(),
-                sequence_number,
-            )
-            .await;
-    }
-
-    async fn head_reset(&self, dataset: &DatasetId, head: &Multihash, sequence_number: u64) {
-        self.0
-            .block_committed(
-                &Caller::anonymous(),
-                &dataset.to_did_string(),
-                &head.to_string(),
-                sequence_number,
-            )
-            .await;
-    }
-}
-
 /// The transform function's context, with its trigger listening on the bus.
 pub async fn start(control_plane: &Arc<ControlPlane>) -> Result<Arc<TransformContext>, String> {
     let mut transformer = Transformer::new(control_plane.store.clone(), Arc::new(DataFusionEngine));
-    transformer.listeners.push(Arc::new(NotifyBus(
+    // Publishes `block-committed` for the transform's commits, so derivatives of derivatives run.
+    transformer.listeners.push(Arc::new(NotifyListener::new(
         control_plane.commit_notifier("transform"),
     )));
     let trigger = LocalTrigger::new(

@@ -116,6 +116,9 @@ fn odf_kernel_has_no_io_dependencies() {
         "parquet",
         "reqwest",
         "hyper",
+        // Engine protocol messages are plain FlatBuffers; gRPC lives in weir-transform.
+        "tonic",
+        "prost",
     ]);
     assert_free_of("weir-odf", &forbidden);
 }
@@ -123,6 +126,7 @@ fn odf_kernel_has_no_io_dependencies() {
 #[test]
 fn dataset_storage_has_no_serving_or_cloud_sdk_dependencies() {
     assert_free_of("weir-dataset", SERVING_AND_INFRA);
+    assert_free_of("weir-dataset", &["tonic", "prost"]);
 }
 
 #[test]
@@ -229,4 +233,12 @@ fn transform_function_depends_on_no_other_function_and_no_cloud_sdk() {
             "kube",
         ],
     );
+}
+
+#[test]
+fn only_the_transform_and_query_functions_speak_grpc() {
+    // The engine protocol (transform) and FlightSQL (query) are the only gRPC surfaces.
+    for name in ["weir-ingest", "weir-function-runtime", "weir-metastore", "weir-events"] {
+        assert_free_of(name, &["tonic", "prost"]);
+    }
 }

@@ -1,6 +1,7 @@
 //! The ODF metadata model: events, blocks and everything they contain.
 
 pub mod data;
+pub mod engine;
 pub mod events;
 mod serde_util;
 pub mod source;

@@ -26,9 +26,7 @@ use weir_odf::{OperationType, TransformSql};
 
 use super::changelog::{current_records, difference, with_op_column};
 use super::shape::{QueryShape, classify};
-use super::{
-    Engine, EngineError, EngineIdentity, TransformOutput, TransformRequest, TransformRequestInput,
-};
+use super::{Engine, EngineError, EngineIdentity, TransformOutput, TransformRequest};
 
 pub const ENGINE_NAME: &str = "weir-datafusion";
 /// Checkpoint metadata keys naming the engine that wrote it.
@@ -61,16 +59,47 @@ fn internal(error: impl std::error::Error + Send + Sync + 'static) -> EngineErro
     EngineError::internal(error)
 }
 
-/// The last offset an input's data files cover.
-fn last_offset(input: &TransformRequestInput) -> Option<u64> {
-    input
-        .offset_interval
-        .as_ref()
-        .map(|interval| interval.end)
-        .or_else(|| input.data_files.last().map(|(_, interval)| interval.end))
-}
-
 impl DataFusionEngine {
+    /// Runs `sql` over the Parquet files at `urls` (in `store`), read as the table `input`: the
+    /// engine protocol's raw query, as ingest preprocessing uses it.
+    pub async fn execute_raw_query(
+        store: &DatasetStore,
+        urls: &[String],
+        sql: &TransformSql,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+        use datafusion::datasource::file_format::parquet::ParquetFormat;
+        use datafusion::datasource::listing::{
+            ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+        };
+        if urls.is_empty() {
+            return Err(EngineError::InvalidQuery(
+                "a raw query needs at least one input file".to_string(),
+            ));
+        }
+        let session = deterministic_session();
+        register_store(&session, store);
+        let urls = urls
+            .iter()
+            .map(ListingTableUrl::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        let options =
+            ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .infer_schema(&session.state())
+            .await
+            .map_err(internal)?;
+        let table = ListingTable::try_new(config).map_err(internal)?;
+        session
+            .register_table("input", Arc::new(table))
+            .map_err(internal)?;
+        let frame = Self::plan_output(&session, sql).await?;
+        let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+        let batches = frame.collect().await.map_err(internal)?;
+        Ok((schema, batches))
+    }
+
     /// Registers the aliased steps as views and returns the output step's frame, over the
     /// input views bound in `session`.
     async fn plan_output(
@@ -154,20 +183,19 @@ impl DataFusionEngine {
         key_columns: &[String],
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>), EngineError> {
         for (index, input) in request.query_inputs.iter().enumerate() {
-            // No records yet: the view over the (empty) raw table stays bound.
-            let Some(end) = last_offset(input) else {
+            // No records yet: the view over the (empty) raw table stays bound. Otherwise every
+            // data file is wholly part of the step.
+            if input.data_files.is_empty() {
                 continue;
-            };
+            }
             let _ = session.deregister_table(TableReference::bare(input.query_alias.as_str()));
             let frame = session
-                .sql(&format!(
-                    "SELECT * FROM __raw_{index} WHERE \"{OFFSET_COLUMN}\" <= {end}"
-                ))
+                .sql(&format!("SELECT * FROM __raw_{index}"))
                 .await
                 .map_err(internal)?;
             let retractions = session
                 .sql(&format!(
-                    "SELECT count(*) FROM __raw_{index} WHERE \"{OFFSET_COLUMN}\" <= {end} AND \"{OPERATION_TYPE_COLUMN}\" <> 0"
+                    "SELECT count(*) FROM __raw_{index} WHERE \"{OPERATION_TYPE_COLUMN}\" <> 0"
                 ))
                 .await
                 .map_err(internal)?
@@ -265,8 +293,8 @@ impl Engine for DataFusionEngine {
             let source = TableSource {
                 block_hash: None,
                 schema: input.schema.clone(),
-                files: input.data_files.iter().map(|(hash, _)| *hash).collect(),
-                num_records: input.data_files.iter().map(|(_, i)| i.len()).sum(),
+                files: input.data_files.clone(),
+                num_records: 0,
             };
             let table = table_from_source(store, &store.dataset(&input.dataset_id), &source)
                 .map_err(internal)?;
@@ -299,7 +327,7 @@ impl Engine for DataFusionEngine {
         let checkpoint = write_checkpoint(&schema, &state, &self.identity()).map_err(internal)?;
         Ok(TransformOutput {
             records,
-            schema,
+            schema: Some(schema),
             checkpoint,
         })
     }

@@ -5,6 +5,7 @@
 
 pub mod changelog;
 pub mod datafusion;
+pub mod grpc;
 pub mod shape;
 
 use std::sync::Arc;
@@ -25,8 +26,8 @@ pub struct TransformRequestInput {
     /// The input's records that are new to this step, if any.
     pub offset_interval: Option<OffsetInterval>,
     /// Data files of the input up to the end of `offset_interval` (or up to what earlier steps
-    /// saw, when nothing is new), oldest first, each with its offsets.
-    pub data_files: Vec<(Multihash, OffsetInterval)>,
+    /// saw, when nothing is new), oldest first: each file is wholly part of the step.
+    pub data_files: Vec<Multihash>,
     /// Arrow schema of the input's data files.
     pub schema: SchemaRef,
 }
@@ -49,7 +50,9 @@ pub struct TransformOutput {
     /// Output records: an `op` column, `event_time` and the data columns; the coordinator adds
     /// `offset` and `system_time`. Empty when the step changed nothing.
     pub records: Vec<RecordBatch>,
-    pub schema: SchemaRef,
+    /// The query's output columns (`event_time` and the data columns). `None` only when a
+    /// remote engine wrote no output file, which it may when there are no records.
+    pub schema: Option<SchemaRef>,
     /// The new checkpoint file (Parquet), which also names the engine and its version.
     pub checkpoint: bytes::Bytes,
 }

@@ -71,6 +71,11 @@ impl Harness {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = DatasetStore::local_fs(dir.path()).unwrap();
+        Self::with_store(store, dir)
+    }
+
+    /// A harness over `store` (`dir` is kept for as long as the harness lives).
+    pub fn with_store(store: DatasetStore, dir: tempfile::TempDir) -> Self {
         let ingest = IngestContext::standalone(store.clone(), IngestConfig::default());
         let transformer = Transformer::new(store.clone(), Arc::new(DataFusionEngine));
         Self {
