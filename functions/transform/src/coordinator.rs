@@ -19,7 +19,7 @@ use weir_odf::{
     Transform,
 };
 
-use crate::engine::{SharedEngine, TransformRequest, TransformRequestInput};
+use crate::engine::{Maintenance, SharedEngine, TransformRequest, TransformRequestInput};
 use crate::error::TransformError;
 
 /// Runs transform steps of derivative datasets in one store.
@@ -39,6 +39,9 @@ pub struct StepOutcome {
     pub new_head: Option<Multihash>,
     /// Output records the step added (retractions and corrections included).
     pub num_records: u64,
+    /// How the step was computed, when one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
 }
 
 impl Transformer {
@@ -291,7 +294,7 @@ struct StepWriter<'a> {
 
 #[async_trait::async_trait]
 impl CommitWriter for StepWriter<'_> {
-    type Staged = u64;
+    type Staged = (u64, Maintenance);
     type Output = StepOutcome;
     type Error = TransformError;
 
@@ -299,7 +302,7 @@ impl CommitWriter for StepWriter<'_> {
         &mut self,
         dataset: &Dataset,
         chain: &ChainSnapshot,
-    ) -> Result<Option<Prepared<u64>>, TransformError> {
+    ) -> Result<Option<Prepared<(u64, Maintenance)>>, TransformError> {
         let Some(PlannedStep {
             request,
             query_inputs,
@@ -360,14 +363,19 @@ impl CommitWriter for StepWriter<'_> {
         Ok(Some(Prepared {
             events,
             system_time,
-            staged: num_records,
+            staged: (num_records, output.maintenance),
         }))
     }
 
-    fn committed(&mut self, result: &CommitResult, num_records: u64) -> StepOutcome {
+    fn committed(
+        &mut self,
+        result: &CommitResult,
+        (num_records, maintenance): (u64, Maintenance),
+    ) -> StepOutcome {
         StepOutcome {
             new_head: Some(result.new_head),
             num_records,
+            maintenance: Some(maintenance),
         }
     }
 
@@ -375,6 +383,7 @@ impl CommitWriter for StepWriter<'_> {
         StepOutcome {
             new_head: None,
             num_records: 0,
+            maintenance: None,
         }
     }
 }

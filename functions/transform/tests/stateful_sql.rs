@@ -6,6 +6,7 @@ mod common;
 
 use common::{Harness, derivative_manifest, readings_manifest};
 use proptest::prelude::*;
+use weir_transform::engine::Maintenance;
 
 const SHAPES: &[&str] = &[
     // time buckets
@@ -54,21 +55,50 @@ async fn check(shape: usize, merge: &str, pushes: Vec<Push>) {
             query,
         ))
         .await;
+    let mut computed = Vec::new();
     for (records, run_after) in pushes {
         if !records.is_empty() {
             harness.push("readings", ndjson(&records)).await;
         }
         if run_after {
-            harness.transformer.run_step(&derived).await.unwrap();
+            computed.extend(
+                harness
+                    .transformer
+                    .run_step(&derived)
+                    .await
+                    .unwrap()
+                    .maintenance,
+            );
         }
     }
-    harness.transformer.run_step(&derived).await.unwrap();
+    computed.extend(
+        harness
+            .transformer
+            .run_step(&derived)
+            .await
+            .unwrap()
+            .maintenance,
+    );
     // Up to date: a second run adds nothing.
     let again = harness.transformer.run_step(&derived).await.unwrap();
     assert_eq!(again.new_head, None);
     let expected = harness.batch_rows(&[(&root, "readings")], query).await;
     let actual = harness.current_rows(&derived).await;
     assert_eq!(actual, expected, "query: {query}");
+    // Appends only: grouped queries are computed in full once, then group by group.
+    if merge == "kind: Append" && !computed.is_empty() {
+        let expected: Vec<Maintenance> = match shape {
+            1 => vec![Maintenance::RowByRow; computed.len()],
+            4 => vec![Maintenance::Full; computed.len()],
+            _ => std::iter::once(Maintenance::Full)
+                .chain(std::iter::repeat_n(
+                    Maintenance::GroupByGroup,
+                    computed.len() - 1,
+                ))
+                .collect(),
+        };
+        assert_eq!(computed, expected, "query: {query}");
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -135,6 +165,7 @@ async fn late_reading_corrects_an_emitted_hour() {
     harness.push("readings", ndjson(&[(0, 20, 50)])).await;
     let second = harness.transformer.run_step(&derived).await.unwrap();
     assert_eq!(second.num_records, 2, "a -C/+C pair");
+    assert_eq!(second.maintenance, Some(Maintenance::GroupByGroup));
     let expected = harness.batch_rows(&[(&root, "readings")], query).await;
     assert_eq!(harness.current_rows(&derived).await, expected);
 }

@@ -238,7 +238,12 @@ fn transform_function_depends_on_no_other_function_and_no_cloud_sdk() {
 #[test]
 fn only_the_transform_and_query_functions_speak_grpc() {
     // The engine protocol (transform) and FlightSQL (query) are the only gRPC surfaces.
-    for name in ["weir-ingest", "weir-function-runtime", "weir-metastore", "weir-events"] {
+    for name in [
+        "weir-ingest",
+        "weir-function-runtime",
+        "weir-metastore",
+        "weir-events",
+    ] {
         assert_free_of(name, &["tonic", "prost"]);
     }
 }

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::execution::config::SessionConfig;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SessionContext};
 use parquet::arrow::ArrowWriter;
 use parquet::file::metadata::KeyValue;
@@ -25,8 +26,9 @@ use weir_dataset::table::{TableSource, register_store, table_from_source};
 use weir_odf::{OperationType, TransformSql};
 
 use super::changelog::{current_records, difference, with_op_column};
+use super::incremental;
 use super::shape::{QueryShape, classify};
-use super::{Engine, EngineError, EngineIdentity, TransformOutput, TransformRequest};
+use super::{Engine, EngineError, EngineIdentity, Maintenance, TransformOutput, TransformRequest};
 
 pub const ENGINE_NAME: &str = "weir-datafusion";
 /// Checkpoint metadata keys naming the engine that wrote it.
@@ -181,7 +183,8 @@ impl DataFusionEngine {
         store: &DatasetStore,
         request: &TransformRequest,
         key_columns: &[String],
-    ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>), EngineError> {
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>, Maintenance), EngineError> {
+        let mut any_retractions = false;
         for (index, input) in request.query_inputs.iter().enumerate() {
             // No records yet: the view over the (empty) raw table stays bound. Otherwise every
             // data file is wholly part of the step.
@@ -212,6 +215,7 @@ impl DataFusionEngine {
                         .map(|counts| counts.value(0) > 0)
                 })
                 .unwrap_or(false);
+            any_retractions |= has_retractions;
             if has_retractions {
                 // Retractions apply in offset order.
                 let frame = frame
@@ -240,7 +244,6 @@ impl DataFusionEngine {
         }
         let frame = Self::plan_output(session, &request.transform).await?;
         let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-        let next = frame.collect().await.map_err(internal)?;
         let previous = match &request.prev_checkpoint {
             Some(hash) => {
                 let bytes = store
@@ -258,12 +261,93 @@ impl DataFusionEngine {
                         "the previous checkpoint holds another query's results; reset the dataset to recompute it".to_string(),
                     ));
                 }
-                batches
+                Some(batches)
             }
-            None => Vec::new(),
+            None => None,
         };
+        if let Some(previous) = &previous
+            && request.query_inputs.len() == 1
+            && !any_retractions
+        {
+            let plan =
+                incremental::distinct_as_aggregate(frame.logical_plan()).map_err(internal)?;
+            if let Some(grouped) = incremental::grouped(&plan) {
+                return self
+                    .run_group_by_group(session, request, plan, previous, &grouped, key_columns)
+                    .await;
+            }
+        }
+        let previous = previous.unwrap_or_default();
+        let next = frame.collect().await.map_err(internal)?;
         let changes = difference(&schema, &previous, &next, key_columns).map_err(internal)?;
-        Ok((schema, vec![changes], next))
+        Ok((schema, vec![changes], next, Maintenance::Full))
+    }
+
+    /// A step of a grouped aggregation over one append-only input (`incremental`): only the
+    /// groups the new records touch are computed again and compared with their previous rows.
+    async fn run_group_by_group(
+        &self,
+        session: &SessionContext,
+        request: &TransformRequest,
+        full: LogicalPlan,
+        previous: &[RecordBatch],
+        grouped: &incremental::Grouped,
+        key_columns: &[String],
+    ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>, Maintenance), EngineError> {
+        let schema: SchemaRef = Arc::new(full.schema().as_arrow().clone());
+        let input = &request.query_inputs[0];
+        let Some(interval) = &input.offset_interval else {
+            return Ok((
+                schema,
+                Vec::new(),
+                previous.to_vec(),
+                Maintenance::GroupByGroup,
+            ));
+        };
+        // The groups the new records fall in: the query's GROUP BY over them alone.
+        Self::bind_view(
+            session,
+            &input.query_alias,
+            format!(
+                "SELECT * FROM __raw_0 WHERE \"{OFFSET_COLUMN}\" BETWEEN {} AND {}",
+                interval.start, interval.end
+            ),
+        )
+        .await?;
+        let delta = Self::plan_output(session, &request.transform).await?;
+        let delta = incremental::distinct_as_aggregate(delta.logical_plan()).map_err(internal)?;
+        let touched = incremental::group_values(session, &delta)
+            .await
+            .map_err(internal)?;
+        Self::bind_view(
+            session,
+            &input.query_alias,
+            "SELECT * FROM __raw_0".to_string(),
+        )
+        .await?;
+        if touched.num_rows() == 0 {
+            return Ok((
+                schema,
+                Vec::new(),
+                previous.to_vec(),
+                Maintenance::GroupByGroup,
+            ));
+        }
+        let plan = incremental::only_groups(&full, &touched).map_err(internal)?;
+        let next = session
+            .execute_logical_plan(plan)
+            .await
+            .map_err(internal)?
+            .collect()
+            .await
+            .map_err(internal)?;
+        let (was, others) =
+            incremental::split_by_groups(&schema, previous, &grouped.key_outputs, &touched)
+                .map_err(internal)?;
+        let changes = difference(&schema, &[was], &next, key_columns).map_err(internal)?;
+        let mut state = vec![others];
+        state.extend(next);
+        Ok((schema, vec![changes], state, Maintenance::GroupByGroup))
     }
 }
 
@@ -313,10 +397,10 @@ impl Engine for DataFusionEngine {
             check_output_columns(frame.schema().as_arrow())?;
             classify(frame.logical_plan()).map_err(EngineError::InvalidQuery)?
         };
-        let (schema, records, state) = match &shape {
+        let (schema, records, state, maintenance) = match &shape {
             QueryShape::RowByRow => {
                 let (schema, records) = self.run_row_by_row(&session, &request).await?;
-                (schema, records, Vec::new())
+                (schema, records, Vec::new(), Maintenance::RowByRow)
             }
             QueryShape::Stateful { key_columns } => {
                 self.run_stateful(&session, store, &request, key_columns)
@@ -329,6 +413,7 @@ impl Engine for DataFusionEngine {
             records,
             schema: Some(schema),
             checkpoint,
+            maintenance,
         })
     }
 }

@@ -6,6 +6,7 @@
 pub mod changelog;
 pub mod datafusion;
 pub mod grpc;
+pub mod incremental;
 pub mod shape;
 
 use std::sync::Arc;
@@ -55,6 +56,22 @@ pub struct TransformOutput {
     pub schema: Option<SchemaRef>,
     /// The new checkpoint file (Parquet), which also names the engine and its version.
     pub checkpoint: bytes::Bytes,
+    /// How the step was computed.
+    pub maintenance: Maintenance,
+}
+
+/// How an engine computed a step, shown with the step's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Maintenance {
+    /// Only the new input records were read (projections and filters).
+    RowByRow,
+    /// Only the groups the new records touch were computed again.
+    GroupByGroup,
+    /// The whole query was computed again and diffed with the previous result.
+    Full,
+    /// A remote engine computed it; how is its own business.
+    Remote,
 }
 
 /// Why an engine refused or failed a step.

@@ -4,7 +4,7 @@
 //! functions are refused.
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 
 /// How a query is maintained as its inputs grow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,37 +20,7 @@ pub enum QueryShape {
 /// Classifies `plan`; an error names a non-deterministic function.
 pub fn classify(plan: &LogicalPlan) -> Result<QueryShape, String> {
     check_deterministic(plan)?;
-    let mut scans = 0;
-    let mut row_by_row = true;
-    plan.apply(|node| {
-        match node {
-            LogicalPlan::TableScan(_) => scans += 1,
-            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
-            }
-            _ => row_by_row = false,
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })
-    .map_err(|error| error.to_string())?;
-    // Sub-queries in expressions (`IN (SELECT ...)`) read whole tables.
-    let mut has_subquery = false;
-    plan.apply(|node| {
-        for expr in node.expressions() {
-            expr.apply(|e| {
-                if matches!(
-                    e,
-                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
-                ) {
-                    has_subquery = true;
-                }
-                Ok(TreeNodeRecursion::Continue)
-            })
-            .map_err(|error| datafusion::error::DataFusionError::Plan(error.to_string()))?;
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })
-    .map_err(|error| error.to_string())?;
-    if row_by_row && scans == 1 && !has_subquery {
+    if is_row_by_row(plan)? {
         return Ok(QueryShape::RowByRow);
     }
     Ok(QueryShape::Stateful {
@@ -98,6 +68,19 @@ fn is_time_or_random(name: &str) -> bool {
 /// The output columns that are GROUP BY columns of the top-level aggregation, looking through
 /// projections, aliases and sorts.
 fn group_key_columns(plan: &LogicalPlan) -> Vec<String> {
+    top_aggregate(plan, false)
+        .map(|(_, keys)| keys.into_iter().map(|(output, _)| output).collect())
+        .unwrap_or_default()
+}
+
+/// The top-level aggregation of `plan`, found through projections, aliases and sorts; with the
+/// output columns that are its GROUP BY expressions as they are, each with the index of its
+/// expression. For `group_by_group` maintenance, filters (HAVING) are looked through too and a
+/// sort with a limit is not (a limit ranks groups against each other).
+pub(crate) fn top_aggregate(
+    plan: &LogicalPlan,
+    group_by_group: bool,
+) -> Option<(&Aggregate, Vec<(String, usize)>)> {
     let mut node = plan;
     // Output column name -> name in the node below, through projections.
     let mut names: Vec<(String, String)> = plan
@@ -130,24 +113,64 @@ fn group_key_columns(plan: &LogicalPlan) -> Vec<String> {
                     .collect();
                 node = projection.input.as_ref();
             }
-            LogicalPlan::Sort(sort) => node = sort.input.as_ref(),
+            LogicalPlan::Sort(sort) if sort.fetch.is_none() || !group_by_group => {
+                node = sort.input.as_ref()
+            }
+            LogicalPlan::Filter(filter) if group_by_group => node = filter.input.as_ref(),
             LogicalPlan::SubqueryAlias(alias) => node = alias.input.as_ref(),
             LogicalPlan::Aggregate(aggregate) => {
                 let groups = aggregate.group_expr.len();
-                let group_names: Vec<&String> = aggregate
-                    .schema
-                    .fields()
-                    .iter()
-                    .take(groups)
-                    .map(|f| f.name())
-                    .collect();
-                return names
+                let keys = names
                     .into_iter()
-                    .filter(|(_, current)| group_names.contains(&current))
-                    .map(|(output, _)| output)
+                    .filter_map(|(output, current)| {
+                        let index = aggregate
+                            .schema
+                            .fields()
+                            .iter()
+                            .take(groups)
+                            .position(|f| f.name() == &current)?;
+                        Some((output, index))
+                    })
                     .collect();
+                return Some((aggregate, keys));
             }
-            _ => return Vec::new(),
+            _ => return None,
         }
     }
+}
+
+/// Whether `plan` only maps rows one to one or filters them: projections and filters over a
+/// single table, without sub-queries.
+pub(crate) fn is_row_by_row(plan: &LogicalPlan) -> Result<bool, String> {
+    let mut scans = 0;
+    let mut row_by_row = true;
+    plan.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(_) => scans += 1,
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+            }
+            _ => row_by_row = false,
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|error| error.to_string())?;
+    // Sub-queries in expressions (`IN (SELECT ...)`) read whole tables.
+    let mut has_subquery = false;
+    plan.apply(|node| {
+        for expr in node.expressions() {
+            expr.apply(|e| {
+                if matches!(
+                    e,
+                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_)
+                ) {
+                    has_subquery = true;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+            .map_err(|error| datafusion::error::DataFusionError::Plan(error.to_string()))?;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(|error| error.to_string())?;
+    Ok(row_by_row && scans == 1 && !has_subquery)
 }

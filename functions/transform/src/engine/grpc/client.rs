@@ -21,7 +21,9 @@ use weir_odf::{Transform, TransformSql};
 
 use super::paths;
 use super::proto;
-use crate::engine::{Engine, EngineError, EngineIdentity, TransformOutput, TransformRequest};
+use crate::engine::{
+    Engine, EngineError, EngineIdentity, Maintenance, TransformOutput, TransformRequest,
+};
 
 /// A remote engine reached over gRPC (the ODF engine protocol).
 #[derive(Clone)]
@@ -338,6 +340,7 @@ impl GrpcEngine {
             records: records.into_iter().filter(|b| b.num_rows() > 0).collect(),
             schema,
             checkpoint,
+            maintenance: Maintenance::Remote,
         })
     }
 }
