@@ -143,24 +143,44 @@ impl DataFusionEngine {
     ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
         let input = &request.query_inputs[0];
         let mut records = Vec::new();
-        let mut schema = None;
         let Some(interval) = &input.offset_interval else {
             let frame = Self::plan_output(session, &request.transform).await?;
             return Ok((Arc::new(frame.schema().as_arrow().clone()), records));
         };
+        // The data files hold everything up to `interval.end`; only earlier records need a
+        // filter, and only a mix of appends and retractions needs two passes.
+        let in_interval = if interval.start == 0 {
+            None
+        } else {
+            Some(format!("\"{OFFSET_COLUMN}\" >= {}", interval.start))
+        };
+        let retractions = count_retractions(session, in_interval.as_deref()).await?;
+        let passes: &[(&str, OperationType)] = if retractions == 0 {
+            &[("", OperationType::Append)]
+        } else {
+            &[
+                ("0, 3", OperationType::Append),
+                ("1, 2", OperationType::Retract),
+            ]
+        };
+        let mut schema = None;
         // Appends and corrections to, then retractions and corrections from: a row-by-row query
         // maps each to the same kind of change of its output row.
-        for (ops, op) in [
-            ("0, 3", OperationType::Append),
-            ("1, 2", OperationType::Retract),
-        ] {
+        for (ops, op) in passes {
+            let conditions: Vec<String> = in_interval
+                .iter()
+                .cloned()
+                .chain((!ops.is_empty()).then(|| format!("\"{OPERATION_TYPE_COLUMN}\" IN ({ops})")))
+                .collect();
+            let filter = if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            };
             Self::bind_view(
                 session,
                 &input.query_alias,
-                format!(
-                    "SELECT * FROM __raw_0 WHERE \"{OFFSET_COLUMN}\" BETWEEN {} AND {} AND \"{OPERATION_TYPE_COLUMN}\" IN ({ops})",
-                    interval.start, interval.end
-                ),
+                format!("SELECT * FROM __raw_0{filter}"),
             )
             .await?;
             let frame = Self::plan_output(session, &request.transform).await?;
@@ -439,6 +459,34 @@ pub fn check_output_columns(schema: &arrow::datatypes::Schema) -> Result<(), Eng
             "the query must output an `{EVENT_TIME_COLUMN}` column (a timestamp)"
         ))),
     }
+}
+
+/// Retractions and corrections-from (`op` 1 and 2) among the records of `__raw_0` that pass
+/// `filter`; reads only the `op` and `offset` columns.
+async fn count_retractions(
+    session: &SessionContext,
+    filter: Option<&str>,
+) -> Result<i64, EngineError> {
+    let filter = filter.map(|f| format!(" AND {f}")).unwrap_or_default();
+    let batches = session
+        .sql(&format!(
+            "SELECT count(*) FROM __raw_0 WHERE \"{OPERATION_TYPE_COLUMN}\" IN (1, 2){filter}"
+        ))
+        .await
+        .map_err(internal)?
+        .collect()
+        .await
+        .map_err(internal)?;
+    Ok(batches
+        .first()
+        .and_then(|batch| {
+            batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+                .map(|counts| counts.value(0))
+        })
+        .unwrap_or(0))
 }
 
 /// A checkpoint: the state as Parquet, naming the engine that wrote it.
