@@ -313,6 +313,7 @@ impl CommitWriter for StepWriter<'_> {
         };
         let system_time = request.system_time;
         let next_offset = request.next_offset;
+        let started = std::time::Instant::now();
         let output = self
             .transformer
             .engine
@@ -332,6 +333,10 @@ impl CommitWriter for StepWriter<'_> {
                 ));
             }
         }
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "transform step: engine done"
+        );
         let slice = output_slice(output.records, next_offset, system_time).await?;
         let mut num_records = 0;
         let new_data = match slice {
@@ -347,6 +352,10 @@ impl CommitWriter for StepWriter<'_> {
             }
             None => None,
         };
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "transform step: slice stored"
+        );
         let size = output.checkpoint.len() as u64;
         let checkpoint = dataset.put_checkpoint(output.checkpoint).await?;
         events.push(MetadataEvent::ExecuteTransform(ExecuteTransform {

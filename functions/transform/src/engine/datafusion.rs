@@ -204,6 +204,7 @@ impl DataFusionEngine {
         request: &TransformRequest,
         key_columns: &[String],
     ) -> Result<(SchemaRef, Vec<RecordBatch>, Vec<RecordBatch>, Maintenance), EngineError> {
+        let started = std::time::Instant::now();
         let mut any_retractions = false;
         for (index, input) in request.query_inputs.iter().enumerate() {
             // No records yet: the view over the (empty) raw table stays bound. Otherwise every
@@ -285,6 +286,11 @@ impl DataFusionEngine {
             }
             None => None,
         };
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            any_retractions,
+            "stateful step: inputs bound, previous result read"
+        );
         if let Some(previous) = &previous
             && request.query_inputs.len() == 1
             && !any_retractions
@@ -336,9 +342,15 @@ impl DataFusionEngine {
         .await?;
         let delta = Self::plan_output(session, &request.transform).await?;
         let delta = incremental::distinct_as_aggregate(delta.logical_plan()).map_err(internal)?;
+        let started = std::time::Instant::now();
         let touched = incremental::group_values(session, &delta)
             .await
             .map_err(internal)?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            groups = touched.num_rows(),
+            "group by group: touched groups found"
+        );
         Self::bind_view(
             session,
             &input.query_alias,
@@ -361,6 +373,10 @@ impl DataFusionEngine {
             .collect()
             .await
             .map_err(internal)?;
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "group by group: touched groups computed"
+        );
         let (was, others) =
             incremental::split_by_groups(&schema, previous, &grouped.key_outputs, &touched)
                 .map_err(internal)?;
