@@ -87,7 +87,19 @@ pub fn table_from_source(
     dataset: &Dataset,
     source: &TableSource,
 ) -> Result<Arc<dyn TableProvider>, TableError> {
-    listing_table(store, dataset, source, source.schema.clone())
+    listing_table(store, dataset, source, source.schema.clone(), false)
+}
+
+/// Like `table_from_source`, declaring that the files hold records in `offset` order: a session
+/// with `datafusion.execution.split_file_groups_by_statistics` and one target partition then
+/// reads them in offset order (by their statistics) rather than in the order of their paths,
+/// which are hashes. For engines, whose output order must follow the input's.
+pub fn offset_ordered_table_from_source(
+    store: &DatasetStore,
+    dataset: &Dataset,
+    source: &TableSource,
+) -> Result<Arc<dyn TableProvider>, TableError> {
+    listing_table(store, dataset, source, source.schema.clone(), true)
 }
 
 /// Like `table_from_source`, but strings and binaries are read as Arrow view types
@@ -104,6 +116,7 @@ pub fn scan_table_from_source(
         dataset,
         source,
         Arc::new(with_view_types(&source.schema)),
+        false,
     )
 }
 
@@ -112,6 +125,7 @@ fn listing_table(
     dataset: &Dataset,
     source: &TableSource,
     schema: SchemaRef,
+    offset_ordered: bool,
 ) -> Result<Arc<dyn TableProvider>, TableError> {
     if source.files.is_empty() {
         return Ok(Arc::new(EmptyTable::new(schema)));
@@ -128,7 +142,13 @@ fn listing_table(
             ListingTableUrl::parse(url.as_str())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+    let mut options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
+    if offset_ordered {
+        options = options.with_file_sort_order(vec![vec![
+            datafusion::prelude::col(crate::slices::OFFSET_COLUMN).sort(true, false),
+        ]]);
+    }
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(schema);

@@ -22,7 +22,7 @@ use weir_dataset::DatasetStore;
 use weir_dataset::slices::{
     EVENT_TIME_COLUMN, OFFSET_COLUMN, OPERATION_TYPE_COLUMN, SYSTEM_TIME_COLUMN, read_slice,
 };
-use weir_dataset::table::{TableSource, register_store, table_from_source};
+use weir_dataset::table::{TableSource, offset_ordered_table_from_source, register_store};
 use weir_odf::{OperationType, TransformSql};
 
 use super::changelog::{current_records, difference, with_op_column};
@@ -46,10 +46,16 @@ pub fn engine_version() -> String {
     )
 }
 
+/// One partition, and data files read in offset order (by their statistics; see
+/// `offset_ordered_table_from_source`), not in the order of their hash-named paths.
 fn deterministic_session() -> SessionContext {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(1)
         .with_batch_size(64 * 1024);
+    config
+        .options_mut()
+        .execution
+        .split_file_groups_by_statistics = true;
     SessionContext::new_with_config(config)
 }
 
@@ -416,8 +422,9 @@ impl Engine for DataFusionEngine {
                 files: input.data_files.clone(),
                 num_records: 0,
             };
-            let table = table_from_source(store, &store.dataset(&input.dataset_id), &source)
-                .map_err(internal)?;
+            let table =
+                offset_ordered_table_from_source(store, &store.dataset(&input.dataset_id), &source)
+                    .map_err(internal)?;
             session
                 .register_table(format!("__raw_{index}"), table)
                 .map_err(internal)?;
