@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use weir_dataset::slices::{PreparedSlice, prepare_slice, slice_schema};
+use weir_dataset::slices::{PreparedSlice, SliceWriter, prepare_slice, slice_schema};
 use weir_dataset::table::TableSource;
 use weir_dataset::{
     ChainSnapshot, CommitListener, CommitPipeline, CommitResult, CommitWriter, Dataset,
@@ -19,7 +19,9 @@ use weir_odf::{
     Transform,
 };
 
-use crate::engine::{Maintenance, SharedEngine, TransformRequest, TransformRequestInput};
+use crate::engine::{
+    Maintenance, OutputRecords, SharedEngine, TransformRequest, TransformRequestInput,
+};
 use crate::error::TransformError;
 
 /// Runs transform steps of derivative datasets in one store.
@@ -204,16 +206,55 @@ fn processed_inputs(chain: &ChainSnapshot) -> HashMap<DatasetId, Seen> {
 }
 
 /// The engine's records with offsets from `next_offset` and the step's system time, as a slice
-/// (hashed, not stored yet); `None` when there are none.
+/// (hashed, not stored yet); `None` when there are none. Records that the engine is still
+/// computing are encoded on a thread of their own as they come, so computing and encoding
+/// overlap.
 pub(crate) async fn output_slice(
-    records: Vec<arrow::array::RecordBatch>,
+    records: OutputRecords,
     next_offset: u64,
     system_time: DateTime<Utc>,
 ) -> Result<Option<PreparedSlice>, TransformError> {
-    tokio::task::spawn_blocking(move || prepare_slice(&records, next_offset, system_time, None))
-        .await
-        .map_err(|error| TransformError::Join(error.to_string()))?
-        .map_err(TransformError::from)
+    let join = |error: tokio::task::JoinError| TransformError::Join(error.to_string());
+    let mut stream = match records {
+        OutputRecords::Batches(records) => {
+            return tokio::task::spawn_blocking(move || {
+                prepare_slice(&records, next_offset, system_time, None)
+            })
+            .await
+            .map_err(join)?
+            .map_err(TransformError::from);
+        }
+        OutputRecords::Stream(stream) => stream,
+    };
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<arrow::array::RecordBatch>(4);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut writer = SliceWriter::new(next_offset, system_time, None);
+        for batch in receiver {
+            writer.write(&batch)?;
+        }
+        writer.finish()
+    });
+    let mut failed = None;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        match batch {
+            // A closed channel means the writer failed; its error is returned below.
+            Ok(batch) => {
+                if sender.send(batch).is_err() {
+                    break;
+                }
+            }
+            Err(error) => {
+                failed = Some(error);
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let slice = writer.await.map_err(join)?;
+    if let Some(error) = failed {
+        return Err(error.into());
+    }
+    slice.map_err(TransformError::from)
 }
 
 /// The engine's view of one input that earlier steps read up to `prev_offset` and this step
@@ -326,7 +367,7 @@ impl CommitWriter for StepWriter<'_> {
                     events.push(event);
                 }
             }
-            None if output.records.is_empty() => {}
+            None if matches!(&output.records, OutputRecords::Batches(b) if b.is_empty()) => {}
             None => {
                 return Err(TransformError::OutputSchema(
                     "the engine returned records without their schema".to_string(),

@@ -10,7 +10,7 @@ use common::{Harness, derivative_manifest, readings_manifest};
 use weir_dataset::DatasetStore;
 use weir_odf::{MetadataEvent, Multihash};
 use weir_transform::engine::{
-    Engine, EngineError, EngineIdentity, TransformOutput, TransformRequest,
+    Engine, EngineError, EngineIdentity, OutputRecords, TransformOutput, TransformRequest,
 };
 use weir_transform::{DataFusionEngine, Transformer};
 
@@ -43,22 +43,24 @@ impl Engine for Lying {
     ) -> Result<TransformOutput, EngineError> {
         let mut output = DataFusionEngine.execute_transform(store, request).await?;
         if self.steps.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 1 {
-            output.records = output
-                .records
-                .iter()
-                .map(|batch| {
-                    let index = batch.schema().index_of("avg_temp").unwrap();
-                    let temps = batch
-                        .column(index)
-                        .as_any()
-                        .downcast_ref::<Float64Array>()
-                        .unwrap();
-                    let lied: Float64Array = temps.iter().map(|t| t.map(|t| t + 1.0)).collect();
-                    let mut columns = batch.columns().to_vec();
-                    columns[index] = Arc::new(lied);
-                    RecordBatch::try_new(batch.schema(), columns).unwrap()
-                })
-                .collect();
+            let records = output.records.collect().await?;
+            output.records = OutputRecords::Batches(
+                records
+                    .iter()
+                    .map(|batch| {
+                        let index = batch.schema().index_of("avg_temp").unwrap();
+                        let temps = batch
+                            .column(index)
+                            .as_any()
+                            .downcast_ref::<Float64Array>()
+                            .unwrap();
+                        let lied: Float64Array = temps.iter().map(|t| t.map(|t| t + 1.0)).collect();
+                        let mut columns = batch.columns().to_vec();
+                        columns[index] = Arc::new(lied);
+                        RecordBatch::try_new(batch.schema(), columns).unwrap()
+                    })
+                    .collect(),
+            );
         }
         Ok(output)
     }

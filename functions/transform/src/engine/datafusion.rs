@@ -28,7 +28,11 @@ use weir_odf::{OperationType, TransformSql};
 use super::changelog::{current_records, difference, with_op_column};
 use super::incremental;
 use super::shape::{QueryShape, classify};
-use super::{Engine, EngineError, EngineIdentity, Maintenance, TransformOutput, TransformRequest};
+use super::{
+    Engine, EngineError, EngineIdentity, Maintenance, OutputRecords, TransformOutput,
+    TransformRequest,
+};
+use futures::{StreamExt, TryStreamExt};
 
 pub const ENGINE_NAME: &str = "weir-datafusion";
 /// Checkpoint metadata keys naming the engine that wrote it.
@@ -146,12 +150,14 @@ impl DataFusionEngine {
         &self,
         session: &SessionContext,
         request: &TransformRequest,
-    ) -> Result<(SchemaRef, Vec<RecordBatch>), EngineError> {
+    ) -> Result<(SchemaRef, OutputRecords), EngineError> {
         let input = &request.query_inputs[0];
-        let mut records = Vec::new();
         let Some(interval) = &input.offset_interval else {
             let frame = Self::plan_output(session, &request.transform).await?;
-            return Ok((Arc::new(frame.schema().as_arrow().clone()), records));
+            return Ok((
+                Arc::new(frame.schema().as_arrow().clone()),
+                OutputRecords::Batches(Vec::new()),
+            ));
         };
         // The data files hold everything up to `interval.end`; only earlier records need a
         // filter, and only a mix of appends and retractions needs two passes.
@@ -170,8 +176,10 @@ impl DataFusionEngine {
             ]
         };
         let mut schema = None;
+        let mut streams = Vec::with_capacity(passes.len());
         // Appends and corrections to, then retractions and corrections from: a row-by-row query
-        // maps each to the same kind of change of its output row.
+        // maps each to the same kind of change of its output row. Each pass is planned (its
+        // view bound) before the next, and runs while the coordinator writes its records.
         for (ops, op) in passes {
             let conditions: Vec<String> = in_interval
                 .iter()
@@ -191,16 +199,25 @@ impl DataFusionEngine {
             .await?;
             let frame = Self::plan_output(session, &request.transform).await?;
             let frame_schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            for batch in frame.collect().await.map_err(internal)? {
-                if batch.num_rows() == 0 {
-                    continue;
-                }
-                let ops = Int32Array::from_value(i32::from(op.as_repr()), batch.num_rows());
-                records.push(with_op_column(&batch, ops).map_err(internal)?);
-            }
+            let op = i32::from(op.as_repr());
+            let stream = frame
+                .execute_stream()
+                .await
+                .map_err(internal)?
+                .try_filter(|batch| futures::future::ready(batch.num_rows() > 0))
+                .map(move |batch| {
+                    let batch = batch.map_err(internal)?;
+                    let ops = Int32Array::from_value(op, batch.num_rows());
+                    with_op_column(&batch, ops).map_err(internal)
+                });
+            streams.push(stream);
             schema = Some(frame_schema);
         }
-        Ok((schema.expect("ran at least once"), records))
+        let records = futures::stream::iter(streams).flatten().boxed();
+        Ok((
+            schema.expect("ran at least once"),
+            OutputRecords::Stream(records),
+        ))
     }
 
     async fn run_stateful(
@@ -446,11 +463,13 @@ impl Engine for DataFusionEngine {
                 (schema, records, Vec::new(), Maintenance::RowByRow)
             }
             QueryShape::Stateful { key_columns } => {
-                self.run_stateful(&session, store, &request, key_columns)
-                    .await?
+                let (schema, records, state, maintenance) = self
+                    .run_stateful(&session, store, &request, key_columns)
+                    .await?;
+                let records = records.into_iter().filter(|b| b.num_rows() > 0).collect();
+                (schema, OutputRecords::Batches(records), state, maintenance)
             }
         };
-        let records: Vec<RecordBatch> = records.into_iter().filter(|b| b.num_rows() > 0).collect();
         let checkpoint = write_checkpoint(&schema, &state, &self.identity()).map_err(internal)?;
         Ok(TransformOutput {
             records,

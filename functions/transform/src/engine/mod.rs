@@ -46,11 +46,11 @@ pub struct TransformRequest {
 }
 
 /// What a step produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TransformOutput {
     /// Output records: an `op` column, `event_time` and the data columns; the coordinator adds
     /// `offset` and `system_time`. Empty when the step changed nothing.
-    pub records: Vec<RecordBatch>,
+    pub records: OutputRecords,
     /// The query's output columns (`event_time` and the data columns). `None` only when a
     /// remote engine wrote no output file, which it may when there are no records.
     pub schema: Option<SchemaRef>,
@@ -58,6 +58,34 @@ pub struct TransformOutput {
     pub checkpoint: bytes::Bytes,
     /// How the step was computed.
     pub maintenance: Maintenance,
+}
+
+/// An engine's output records: computed already, or computed while the coordinator writes them
+/// (so that computing and encoding the slice overlap).
+pub enum OutputRecords {
+    Batches(Vec<RecordBatch>),
+    Stream(futures::stream::BoxStream<'static, Result<RecordBatch, EngineError>>),
+}
+
+impl OutputRecords {
+    pub async fn collect(self) -> Result<Vec<RecordBatch>, EngineError> {
+        match self {
+            Self::Batches(batches) => Ok(batches),
+            Self::Stream(stream) => {
+                use futures::TryStreamExt;
+                stream.try_collect().await
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for OutputRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Batches(batches) => write!(f, "Batches({})", batches.len()),
+            Self::Stream(_) => write!(f, "Stream"),
+        }
+    }
 }
 
 /// How an engine computed a step, shown with the step's outcome.

@@ -22,7 +22,8 @@ use weir_odf::{Transform, TransformSql};
 use super::paths;
 use super::proto;
 use crate::engine::{
-    Engine, EngineError, EngineIdentity, Maintenance, TransformOutput, TransformRequest,
+    Engine, EngineError, EngineIdentity, Maintenance, OutputRecords, TransformOutput,
+    TransformRequest,
 };
 
 /// A remote engine reached over gRPC (the ODF engine protocol).
@@ -337,7 +338,9 @@ impl GrpcEngine {
             .await?
             .ok_or_else(|| internal("the engine wrote no checkpoint"))?;
         Ok(TransformOutput {
-            records: records.into_iter().filter(|b| b.num_rows() > 0).collect(),
+            records: OutputRecords::Batches(
+                records.into_iter().filter(|b| b.num_rows() > 0).collect(),
+            ),
             schema,
             checkpoint,
             maintenance: Maintenance::Remote,

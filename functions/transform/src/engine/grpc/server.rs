@@ -141,8 +141,9 @@ impl EngineService {
                 },
             )
             .await?;
+        let records = output.records.collect().await?;
         let (file, new_offset_interval) = output_file(
-            output.records,
+            records,
             output.schema,
             request.next_offset,
             request.system_time,
