@@ -202,6 +202,25 @@ async fn control_plane_link_verifies_offline_and_caches_decisions_for_its_ttl() 
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(read(&bob_caller).await, Ok(AccessDecision::Allowed));
 
+    // Resetting a dataset (maintain) needs more than editing it.
+    let alice_caller = link
+        .authenticate(Some(&format!("Bearer {alice}")))
+        .await
+        .unwrap();
+    let may = |caller, action| {
+        let link = &link;
+        let dataset_id = dataset_id.clone();
+        async move { link.decide(caller, &dataset_id, action).await }
+    };
+    assert_eq!(
+        may(&bob_caller, DatasetAction::Maintain).await,
+        Ok(AccessDecision::Forbidden)
+    );
+    assert_eq!(
+        may(&alice_caller, DatasetAction::Maintain).await,
+        Ok(AccessDecision::Allowed)
+    );
+
     // A revoked personal access token still verifies offline, but the control plane refuses
     // it once the cached decision expires.
     let (status, created) = node

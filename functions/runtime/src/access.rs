@@ -13,6 +13,8 @@ use crate::error::ApiError;
 pub enum DatasetAction {
     Read,
     Write,
+    /// Rewrites history or changes how the dataset is kept (reset): maintainers and owners.
+    Maintain,
 }
 
 impl DatasetAction {
@@ -20,6 +22,7 @@ impl DatasetAction {
         match self {
             Self::Read => "read",
             Self::Write => "write",
+            Self::Maintain => "maintain",
         }
     }
 
@@ -27,6 +30,7 @@ impl DatasetAction {
         match text {
             "read" => Some(Self::Read),
             "write" => Some(Self::Write),
+            "maintain" => Some(Self::Maintain),
             _ => None,
         }
     }

@@ -72,7 +72,12 @@ async fn resolve(
         AccessDecision::Hidden => Err(not_found()),
         AccessDecision::Forbidden => Err(ApiError::new(
             ErrorKind::Forbidden,
-            format!("running the transform of `{account}/{name}` needs the editor role"),
+            match action {
+                DatasetAction::Maintain => {
+                    format!("resetting `{account}/{name}` needs the maintainer role")
+                }
+                _ => format!("running the transform of `{account}/{name}` needs the editor role"),
+            },
         )),
     }
 }
@@ -142,7 +147,7 @@ async fn reset(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ResetOutcome>, ApiError> {
-    let id = resolve(&context, &headers, path, DatasetAction::Write).await?;
+    let id = resolve(&context, &headers, path, DatasetAction::Maintain).await?;
     let body: ResetBody = if body.iter().all(u8::is_ascii_whitespace) {
         ResetBody::default()
     } else {

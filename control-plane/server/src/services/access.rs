@@ -26,6 +26,7 @@ pub fn required_role(action: DatasetAction) -> Role {
     match action {
         DatasetAction::Read => Role::Reader,
         DatasetAction::Write => Role::Editor,
+        DatasetAction::Maintain => Role::Maintainer,
     }
 }
 
