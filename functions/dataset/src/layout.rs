@@ -58,3 +58,11 @@ impl DatasetLayout {
         self.prefix.clone().join("info").clone().join(name)
     }
 }
+
+/// Where coordinators and engines exchange a step's files (`<root>/.engine/<step>/`): never
+/// dataset content, and outside every dataset's prefix.
+pub const ENGINE_SCRATCH_DIR: &str = ".engine";
+
+pub fn engine_scratch(root: &Path) -> Path {
+    root.clone().join(ENGINE_SCRATCH_DIR)
+}

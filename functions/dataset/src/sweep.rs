@@ -96,11 +96,39 @@ impl Dataset {
 }
 
 impl DatasetStore {
-    /// Sweeps every dataset in the store (see `Dataset::sweep_unreferenced`).
+    /// Sweeps every dataset in the store (see `Dataset::sweep_unreferenced`), and the engine
+    /// exchange files (`<root>/.engine/`) that steps of crashed coordinators left behind.
     pub async fn sweep_unreferenced(&self, grace: Duration) -> Result<SweepReport, CommitError> {
         let mut report = SweepReport::default();
         for id in self.list_datasets().await? {
             report.add(self.dataset(&id).sweep_unreferenced(grace).await?);
+        }
+        report.add(self.sweep_engine_scratch(grace).await?);
+        Ok(report)
+    }
+
+    /// Removes engine exchange files older than `grace`; a step's own files are deleted by its
+    /// coordinator when it ends, so only those of steps that never ended remain.
+    async fn sweep_engine_scratch(&self, grace: Duration) -> Result<SweepReport, CommitError> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::TimeDelta::MAX);
+        let prefix = crate::layout::engine_scratch(self.root());
+        let objects: Vec<ObjectMeta> = self
+            .object_store()
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(StorageError::from)?;
+        let mut report = SweepReport::default();
+        for object in objects {
+            if object.last_modified > cutoff {
+                report.recent += 1;
+                continue;
+            }
+            match self.object_store().delete(&object.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
+                Err(error) => return Err(StorageError::from(error).into()),
+            }
         }
         Ok(report)
     }

@@ -671,6 +671,30 @@ async fn contract_sweep_removes_only_unreferenced_objects(store: DatasetStore) {
         .unwrap()
         .value(0);
     assert_eq!(total, 3);
+
+    // Engine exchange files of a step that never ended go too, once older than the grace
+    // period; the datasets are untouched by that.
+    let dataset_objects = list().await;
+    let scratch = weir_dataset::layout::engine_scratch(store.root())
+        .join("step")
+        .join("data.parquet");
+    store
+        .object_store()
+        .put(&scratch, b"left by a crashed step".to_vec().into())
+        .await
+        .unwrap();
+    let report = store
+        .sweep_unreferenced(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((report.deleted, report.recent), (0, 1), "{report:?}");
+    let report = store
+        .sweep_unreferenced(std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1, "{report:?}");
+    assert!(store.object_store().head(&scratch).await.is_err());
+    assert_eq!(list().await, dataset_objects);
 }
 
 macro_rules! contract_suite {

@@ -5,9 +5,6 @@ use object_store::path::Path;
 use weir_dataset::DatasetStore;
 use weir_odf::{DatasetId, Multihash};
 
-/// Objects under `<root>/.engine/` are a step's exchange files, never dataset content.
-pub const SCRATCH_DIR: &str = ".engine";
-
 #[derive(Debug, thiserror::Error)]
 pub enum PathError {
     #[error("`{path}` is not in this engine's storage ({base})")]
@@ -44,8 +41,10 @@ pub fn key_of(store: &DatasetStore, path: &str) -> Result<Path, PathError> {
     })
 }
 
+/// Objects under `<root>/.engine/` are a step's exchange files, never dataset content (the
+/// store's sweep removes those of steps that never ended).
 pub fn scratch_root(store: &DatasetStore) -> Path {
-    store.root().clone().join(SCRATCH_DIR)
+    weir_dataset::layout::engine_scratch(store.root())
 }
 
 /// The hash of a data file of `dataset_id`, which `path` must name exactly.
