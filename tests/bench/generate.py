@@ -11,10 +11,10 @@ COUNTRIES = ["DE", "FR", "US", "BR", "IN", "JP", "CA", "AU", "ZA", "MX"]
 DEVICES = ["mobile", "desktop", "tablet", "tv", "watch"]
 
 
-def rows(count, seed):
+def rows(count, seed, first=0):
     rng = random.Random(seed)
     start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
-    for i in range(count):
+    for i in range(first, first + count):
         event_time = start + datetime.timedelta(milliseconds=i * 37 + rng.randrange(1000))
         created_at = event_time - datetime.timedelta(seconds=rng.randrange(86400))
         yield [
@@ -35,11 +35,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--first", type=int, default=0, help="index of the first row: event times follow from it")
     parser.add_argument("--out", required=True, help="path prefix; writes PREFIX.ndjson and PREFIX.csv")
     args = parser.parse_args()
     with open(args.out + ".ndjson", "w") as ndjson, open(args.out + ".csv", "w") as csv:
         csv.write(",".join(COLUMNS) + "\n")
-        for row in rows(args.rows, args.seed):
+        for row in rows(args.rows, args.seed, args.first):
             ndjson.write(json.dumps(dict(zip(COLUMNS, row)), separators=(",", ":")) + "\n")
             csv.write(",".join(str(v) for v in row) + "\n")
 

@@ -5,7 +5,9 @@
    and an hourly GROUP BY) a derivative is created and its first step (the full computation)
    timed by the transform function itself (`lastDurationMs`: plan, read, compute, write and
    hash the slice, store, commit), median of RUNS (reset to metadata between runs). Then 1 %
-   more rows are pushed and the incremental step is timed the same way. In the same run, raw
+   more rows are pushed and the incremental step is timed the same way, once for late rows
+   (event times among the first hours: the hard case for a time-bucket aggregation) and once
+   for rows in event-time order (after all others). In the same run, raw
    DataFusion (Python wheel, same major version as Weir's) and DuckDB compute the same SQL over
    the same Parquet file and write the result to Parquet, timed inside their process on the
    work alone, with their default threads and with one thread (Weir's engine runs one
@@ -147,7 +149,8 @@ def main():
     parser.add_argument("--token", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--full", required=True, help="CSV with the rows of the first push")
-    parser.add_argument("--increment", required=True, help="CSV with 1 % more rows")
+    parser.add_argument("--increment", required=True, help="CSV with 1 % more rows, late (event times among the first hours)")
+    parser.add_argument("--in-order", required=True, help="CSV with 1 % more rows, event times after all others")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pushes", type=int, default=200)
     parser.add_argument("--work", required=True)
@@ -160,8 +163,8 @@ def main():
     # The root's data files, which the peers read as they are when each query is measured.
     parquet = os.path.join(args.data_dir, "datasets", root["id"], "data")
 
-    print(f"| query | tool | full s ({rows:,} rows first) | ratio to raw DataFusion | incremental s (+1 %) | incremental / full |")
-    print("|---|---|---|---|---|---|")
+    print(f"| query | tool | full s ({rows:,} rows first) | ratio to raw DataFusion | incremental s (+1 %, late) | incremental / full | incremental s (+1 %, in order) | incremental / full |")
+    print("|---|---|---|---|---|---|---|---|")
     for index, (label, query) in enumerate(QUERIES.items()):
         name = f"derived{index}"
         node.create(DERIVATIVE.format(name=name, root="events", query=json.dumps(query)))
@@ -179,13 +182,15 @@ def main():
         # 1 % more input: the incremental step.
         node.push("events", args.increment, "text/csv")
         incremental = node.wait_up_to_date(name)["lastDurationMs"] / 1000
+        node.push("events", args.in_order, "text/csv")
+        in_order = node.wait_up_to_date(name)["lastDurationMs"] / 1000
         full = statistics.median(fulls)
         raw = peers[("datafusion", None)]
-        print(f"| {label} | Weir | {full:.2f} | {full / raw:.2f}x | {incremental:.2f} | {incremental / full:.1%} |")
+        print(f"| {label} | Weir | {full:.2f} | {full / raw:.2f}x | {incremental:.2f} | {incremental / full:.1%} | {in_order:.2f} | {in_order / full:.1%} |")
         for (tool, threads), seconds in peers.items():
             who = {"datafusion": "raw DataFusion 55 (Python)", "duckdb": "DuckDB"}[tool]
             who += ", 1 thread" if threads else ", 2 threads"
-            print(f"| {label} | {who} | {seconds:.2f} | {seconds / raw:.2f}x | (full again) | |")
+            print(f"| {label} | {who} | {seconds:.2f} | {seconds / raw:.2f}x | (full again) | | | |")
         node.call("DELETE", f"/datasets/admin/{name}")
         sys.stdout.flush()
 
