@@ -150,7 +150,7 @@ def main():
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--full", required=True, help="CSV with the rows of the first push")
     parser.add_argument("--increment", required=True, help="CSV with 1 % more rows, late (event times among the first hours)")
-    parser.add_argument("--in-order", required=True, help="CSV with 1 % more rows, event times after all others")
+    parser.add_argument("--in-order", required=True, help="CSVs (one per query, comma-separated) with 1 % more rows, event times after all others")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pushes", type=int, default=200)
     parser.add_argument("--work", required=True)
@@ -182,7 +182,7 @@ def main():
         # 1 % more input: the incremental step.
         node.push("events", args.increment, "text/csv")
         incremental = node.wait_up_to_date(name)["lastDurationMs"] / 1000
-        node.push("events", args.in_order, "text/csv")
+        node.push("events", args.in_order.split(",")[index], "text/csv")
         in_order = node.wait_up_to_date(name)["lastDurationMs"] / 1000
         full = statistics.median(fulls)
         raw = peers[("datafusion", None)]
