@@ -82,6 +82,8 @@ pub struct EngineWorkerConfig {
     pub listen: String,
     /// Seconds between `Progress` messages of a running request.
     pub progress_seconds: u64,
+    /// Requests computed at once; more wait their turn (reporting `Progress`).
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for EngineWorkerConfig {
@@ -90,6 +92,7 @@ impl Default for EngineWorkerConfig {
             storage: StorageConfig::default(),
             listen: format!("0.0.0.0:{ENGINE_PORT}"),
             progress_seconds: 10,
+            max_concurrent_requests: crate::engine::grpc::server::DEFAULT_CONCURRENCY,
         }
     }
 }

@@ -435,3 +435,77 @@ async fn raw_queries_run_over_scratch_files() {
         .unwrap_err();
     assert!(error.to_string().contains("scratch"), "{error}");
 }
+
+/// DataFusion, counting how many steps it computes at once.
+#[derive(Default)]
+struct Counting {
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl weir_transform::engine::Engine for Counting {
+    fn identity(&self) -> EngineIdentity {
+        weir_transform::engine::Engine::identity(&weir_transform::DataFusionEngine)
+    }
+
+    async fn execute_transform(
+        &self,
+        store: &DatasetStore,
+        request: weir_transform::engine::TransformRequest,
+    ) -> Result<weir_transform::engine::TransformOutput, weir_transform::engine::EngineError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        // Long enough that requests sent together would overlap without a limit.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let output = weir_transform::engine::Engine::execute_transform(
+            &weir_transform::DataFusionEngine,
+            store,
+            request,
+        )
+        .await;
+        self.now.fetch_sub(1, SeqCst);
+        output
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_computes_at_most_its_concurrency_and_queues_the_rest() {
+    let harness = Harness::start();
+    let counting = Arc::new(Counting::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let service =
+        weir_transform::engine::grpc::EngineService::new(harness.store.clone(), counting.clone())
+            .with_progress_every(std::time::Duration::from_millis(5))
+            .with_concurrency(1);
+    tokio::spawn(serve(listener, service, std::future::pending()));
+    let root = harness
+        .create(&readings_manifest("readings", "kind: Append"))
+        .await;
+    let mut derivatives = Vec::new();
+    for index in 0..4 {
+        derivatives.push(
+            harness
+                .create(&derivative_manifest(
+                    &format!("d{index}"),
+                    &[(&root, "readings")],
+                    WARM,
+                ))
+                .await,
+        );
+    }
+    harness
+        .push(
+            "readings",
+            ndjson(&[("10:00", "s1", 21.5), ("10:10", "s2", 25.0)]),
+        )
+        .await;
+    let remote = Transformer::new(harness.store.clone(), remote(&endpoint));
+    let steps = futures::future::join_all(derivatives.iter().map(|id| remote.run_step(id))).await;
+    for step in steps {
+        assert_eq!(step.unwrap().num_records, 2);
+    }
+    assert_eq!(counting.most.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -19,7 +19,8 @@ async fn run() -> Result<(), String> {
     let address = listener.local_addr().map_err(|error| error.to_string())?;
     tracing::info!(%address, "engine worker listening");
     let service = datafusion_service(store)
-        .with_progress_every(Duration::from_secs(config.progress_seconds.max(1)));
+        .with_progress_every(Duration::from_secs(config.progress_seconds.max(1)))
+        .with_concurrency(config.max_concurrent_requests);
     serve(
         listener,
         service,

@@ -53,6 +53,8 @@ pub struct EngineService {
     store: DatasetStore,
     engine: SharedEngine,
     progress_every: Duration,
+    /// Requests computed at once; the others wait their turn, reporting `Progress`.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 impl EngineService {
@@ -61,7 +63,15 @@ impl EngineService {
             store,
             engine,
             progress_every: Duration::from_secs(10),
+            running: Arc::new(tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY)),
         }
+    }
+
+    /// How many requests are computed at once (at least one); the others wait, so that a burst
+    /// of requests cannot exhaust the worker's memory.
+    pub fn with_concurrency(mut self, requests: usize) -> Self {
+        self.running = Arc::new(tokio::sync::Semaphore::new(requests.max(1)));
+        self
     }
 
     /// How often a running request reports `Progress` (it also reports once at the start).
@@ -75,6 +85,7 @@ impl EngineService {
     }
 
     async fn transform(&self, request: TransformRequest) -> TransformResponse {
+        let _permit = self.running.acquire().await;
         match self.run_transform(request).await {
             Ok(success) => TransformResponse::Success(success),
             Err(ServeError::Engine(EngineError::InvalidQuery(message))) => {
@@ -164,6 +175,7 @@ impl EngineService {
     }
 
     async fn raw_query(&self, request: RawQueryRequest) -> RawQueryResponse {
+        let _permit = self.running.acquire().await;
         match self.run_raw_query(request).await {
             Ok(num_records) => RawQueryResponse::Success(RawQueryResponseSuccess { num_records }),
             Err(ServeError::Engine(EngineError::InvalidQuery(message))) => {
@@ -202,6 +214,9 @@ impl EngineService {
         Ok(num_records)
     }
 }
+
+/// Requests computed at once by default: one per core of a small worker.
+pub const DEFAULT_CONCURRENCY: usize = 2;
 
 /// Largest request accepted: requests name files, so even thousands of inputs stay far below.
 const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
