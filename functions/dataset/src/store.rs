@@ -161,6 +161,11 @@ impl DatasetStore {
         &self.inner.root
     }
 
+    /// The URL of the object at `key`, under `url()`: how DataFusion and engines name it.
+    pub fn object_url(&self, key: &Path) -> Result<Url, url::ParseError> {
+        self.inner.url.join(&format!("./{}", key.as_ref()))
+    }
+
     pub fn dataset(&self, dataset_id: &DatasetId) -> Dataset {
         Dataset::new(self.inner.clone(), *dataset_id)
     }

@@ -136,8 +136,7 @@ fn listing_table(
         .map(|hash| {
             let key = dataset.layout().data(hash);
             let url = store
-                .url()
-                .join(&format!("./{}", key.as_ref()))
+                .object_url(&key)
                 .map_err(|error| DataFusionError::External(Box::new(error)))?;
             ListingTableUrl::parse(url.as_str())
         })

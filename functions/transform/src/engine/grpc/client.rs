@@ -188,15 +188,6 @@ impl Scratch {
     }
 }
 
-fn empty_parquet(schema: &SchemaRef) -> Result<Bytes, EngineError> {
-    let mut buffer = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, schema.clone(), None)
-        .map_err(EngineError::internal)?;
-    writer.flush().map_err(EngineError::internal)?;
-    writer.close().map_err(EngineError::internal)?;
-    Ok(Bytes::from(buffer))
-}
-
 /// Reads the engine's output file back as the coordinator wants it: `op`, `event_time` and the
 /// data columns, after checking that its offsets are the ones asked for.
 fn read_output(
@@ -283,7 +274,12 @@ impl GrpcEngine {
             let schema_key = scratch.key(&format!("schema-{index}.parquet"));
             scratch
                 .objects
-                .put(&schema_key, empty_parquet(&input.schema)?.into())
+                .put(
+                    &schema_key,
+                    super::parquet_file(&input.schema, &[])
+                        .map_err(EngineError::internal)?
+                        .into(),
+                )
                 .await
                 .map_err(storage)?;
             let layout = store.dataset(&input.dataset_id).layout().clone();

@@ -20,3 +20,17 @@ pub use server::{EngineService, serve};
 
 /// The port ODF engines listen on.
 pub const ENGINE_PORT: u16 = 5544;
+
+/// An exchange file: `batches` (none for a file that only carries `schema`) as Parquet.
+fn parquet_file(
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[arrow::array::RecordBatch],
+) -> Result<bytes::Bytes, parquet::errors::ParquetError> {
+    let mut buffer = Vec::new();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, schema.clone(), None)?;
+    for batch in batches {
+        writer.write(batch)?;
+    }
+    writer.close()?;
+    Ok(bytes::Bytes::from(buffer))
+}

@@ -20,7 +20,7 @@ pub enum PathError {
 }
 
 pub fn url_of(store: &DatasetStore, key: &Path) -> String {
-    match store.url().join(&format!("./{}", key.as_ref())) {
+    match store.object_url(key) {
         Ok(url) => url.to_string(),
         // Keys are made of dataset ids, multibase hashes and fixed names, all valid in a URL.
         Err(_) => format!("{}{}", store.url(), key.as_ref()),

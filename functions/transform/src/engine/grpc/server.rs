@@ -207,7 +207,7 @@ impl EngineService {
         let (schema, batches) =
             DataFusionEngine::execute_raw_query(store, &urls, &transform).await?;
         let num_records = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let file = tokio::task::spawn_blocking(move || write_parquet(&schema, &batches))
+        let file = tokio::task::spawn_blocking(move || super::parquet_file(&schema, &batches))
             .await
             .map_err(|error| ServeError::Output(error.to_string()))??;
         store.object_store().put(&output_key, file.into()).await?;
@@ -256,23 +256,13 @@ async fn output_file(
             .filter(|field| field.name() != EVENT_TIME_COLUMN)
             .cloned()
             .collect();
-        Ok((Some(write_parquet(&slice_schema(&data_fields), &[])?), None))
+        Ok((
+            Some(super::parquet_file(&slice_schema(&data_fields), &[])?),
+            None,
+        ))
     })
     .await
     .map_err(|error| ServeError::Output(error.to_string()))?
-}
-
-fn write_parquet(
-    schema: &SchemaRef,
-    batches: &[arrow::array::RecordBatch],
-) -> Result<Bytes, ServeError> {
-    let mut buffer = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buffer, schema.clone(), None)?;
-    for batch in batches {
-        writer.write(batch)?;
-    }
-    writer.close()?;
-    Ok(Bytes::from(buffer))
 }
 
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
