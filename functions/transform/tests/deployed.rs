@@ -185,3 +185,39 @@ fn the_worker_refuses_a_bad_config_and_says_why() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no_such_setting"), "{stderr}");
 }
+
+#[tokio::test]
+async fn the_function_refuses_a_bad_engine_config_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |engine: EngineConfig| TransformConfig {
+        storage: weir_dataset::StorageConfig::LocalFs {
+            root_dir: dir.path().to_path_buf(),
+        },
+        open_access: true,
+        engine,
+        ..Default::default()
+    };
+    let error = weir_transform::build(config(EngineConfig::Grpc {
+        endpoint: "not a url".to_string(),
+        name: None,
+        version: None,
+    }))
+    .await
+    .unwrap_err();
+    assert!(error.contains("not a url"), "{error}");
+    // Unknown keys and kinds are named too.
+    for (yaml, named) in [
+        ("engine: {kind: spark}", "spark"),
+        ("engine: {kind: grpc}", "endpoint"),
+        (
+            "engine: {kind: grpc, endpoint: 'http://x:5544', port: 1}",
+            "port",
+        ),
+        ("nope: 1", "nope"),
+    ] {
+        let error = serde_yaml::from_str::<TransformConfig>(yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(named), "{yaml}: {error}");
+    }
+}
