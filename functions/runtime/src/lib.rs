@@ -18,6 +18,7 @@ pub mod lambda_emulator;
 pub mod metrics;
 pub mod remote;
 pub mod server;
+pub mod task;
 pub mod token;
 
 pub use access::{

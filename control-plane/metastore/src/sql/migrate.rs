@@ -7,10 +7,12 @@ use sqlx::{Acquire, AnyPool};
 use super::Backend;
 use crate::error::{MetastoreError, MetastoreResult};
 
-struct Migration {
-    version: i64,
+/// One schema change. Other stores of the control plane (flows) bring their own list, with
+/// versions of their own range, and apply it through `apply_migrations`.
+pub struct Migration {
+    pub version: i64,
     /// PostgreSQL dialect; `for_backend` adapts it to SQLite.
-    sql: &'static str,
+    pub sql: &'static str,
 }
 
 const MIGRATIONS: &[Migration] = &[Migration {
@@ -32,6 +34,15 @@ fn for_backend(sql: &str, backend: Backend) -> String {
 const MIGRATION_LOCK_KEY: i64 = 0x0057_4549_524d_4947;
 
 pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()> {
+    apply_migrations(pool, backend, MIGRATIONS).await
+}
+
+/// Applies the migrations of `list` not yet recorded, in order.
+pub async fn apply_migrations(
+    pool: &AnyPool,
+    backend: Backend,
+    list: &[Migration],
+) -> MetastoreResult<()> {
     let mut connection = pool.acquire().await?;
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_lock($1)")
@@ -39,7 +50,7 @@ pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()>
             .execute(&mut *connection)
             .await?;
     }
-    let result = apply(&mut connection, backend).await;
+    let result = apply(&mut connection, backend, list).await;
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(MIGRATION_LOCK_KEY)
@@ -49,14 +60,18 @@ pub(super) async fn run(pool: &AnyPool, backend: Backend) -> MetastoreResult<()>
     result
 }
 
-async fn apply(connection: &mut sqlx::AnyConnection, backend: Backend) -> MetastoreResult<()> {
+async fn apply(
+    connection: &mut sqlx::AnyConnection,
+    backend: Backend,
+    list: &[Migration],
+) -> MetastoreResult<()> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS weir_schema_migrations \
          (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
     )
     .execute(&mut *connection)
     .await?;
-    for migration in MIGRATIONS {
+    for migration in list {
         let applied: Option<i64> =
             sqlx::query_scalar("SELECT version FROM weir_schema_migrations WHERE version = $1")
                 .bind(migration.version)

@@ -6,7 +6,7 @@
 mod accounts;
 mod datasets;
 mod index;
-mod migrate;
+pub mod migrate;
 mod outbox;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -71,6 +71,11 @@ impl SqlMetastore {
         let metastore = Self { pool, backend };
         migrate::run(&metastore.pool, backend).await?;
         Ok(metastore)
+    }
+
+    /// The connection pool, for the other stores sharing this database (flows).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub fn backend(&self) -> Backend {
