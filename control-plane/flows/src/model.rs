@@ -279,12 +279,13 @@ impl FlowConfig {
         }
     }
 
-    /// The system GC flow unless configured: daily, as the ODF `flow-gc` example.
-    pub fn default_gc() -> Self {
+    /// The system GC flow unless configured: every `every` (the control plane's
+    /// `sweep_interval_seconds`).
+    pub fn default_gc(every: Duration) -> Self {
         Self {
             trigger: Trigger::Schedule {
-                every: None,
-                cron: Some("@daily".to_string()),
+                every: Some(format!("{}s", every.as_secs().max(1))),
+                cron: None,
             },
             retry: None,
             stop: StopPolicy::Never,

@@ -4,11 +4,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::FlowKey;
 
-/// Where a run is. `Queued` is shown as waiting for an executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a run is. `Queued` is shown as waiting (for an executor, as its wait reason says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RunStatus {
     Waiting,
+    #[serde(rename = "waiting")]
     Queued,
     Running,
     Retrying,
@@ -143,7 +144,7 @@ pub enum RunOutcome {
     Aborted { reason: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FlowRun {
     pub run_id: i64,

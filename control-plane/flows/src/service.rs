@@ -56,6 +56,8 @@ pub struct FlowService {
     pub scheduler_wake: Arc<tokio::sync::Notify>,
     /// Notified when tasks were queued (in-process workers wake at once).
     pub worker_wake: Arc<tokio::sync::Notify>,
+    /// The system GC flow's config unless one is stored.
+    pub default_gc: FlowConfig,
 }
 
 /// A flow as the API shows it.
@@ -75,14 +77,15 @@ impl FlowService {
             tasks,
             scheduler_wake: Arc::new(tokio::sync::Notify::new()),
             worker_wake: Arc::new(tokio::sync::Notify::new()),
+            default_gc: FlowConfig::default_gc(Duration::from_secs(24 * 3600)),
         }
     }
 
     /// The default config of a flow nobody configured, if it has one.
-    pub fn default_config(key: &FlowKey, target: Target) -> Option<FlowConfig> {
+    pub fn default_config(&self, key: &FlowKey, target: Target) -> Option<FlowConfig> {
         match (key.flow_type, target) {
             (FlowType::Transform, Target::Derivative) => Some(FlowConfig::default_transform()),
-            (FlowType::Gc, Target::System) => Some(FlowConfig::default_gc()),
+            (FlowType::Gc, Target::System) => Some(self.default_gc.clone()),
             _ => None,
         }
     }
@@ -96,7 +99,7 @@ impl FlowService {
         if let Some(binding) = self.flows.binding(key).await? {
             return Ok(Some(binding));
         }
-        Ok(Self::default_config(key, target).map(|config| FlowBinding {
+        Ok(self.default_config(key, target).map(|config| FlowBinding {
             config,
             configured: false,
             paused: false,
@@ -436,7 +439,25 @@ impl FlowService {
                 .causes
                 .iter()
                 .any(|cause| matches!(cause, Cause::BreakingChange { .. }));
-            let params = serde_json::json!({ "recover": recover });
+            let on_breaking_change = match self.flows.binding(&run.key).await? {
+                Some(FlowBinding {
+                    config:
+                        FlowConfig {
+                            trigger:
+                                Trigger::Reactive {
+                                    for_breaking_change: BreakingChangeRule::NoAction,
+                                    ..
+                                },
+                            ..
+                        },
+                    ..
+                }) => "noAction",
+                _ => "recover",
+            };
+            let params = serde_json::json!({
+                "recover": recover,
+                "onBreakingChange": on_breaking_change,
+            });
             if self
                 .flows
                 .dispatch(run.run_id, &params, now)
@@ -458,7 +479,7 @@ impl FlowService {
         let now = now_millis();
         let gc = FlowKey::system(FlowType::Gc);
         self.flows
-            .ensure_binding(&gc, &FlowConfig::default_gc(), now)
+            .ensure_binding(&gc, &self.default_gc, now)
             .await?;
         for (key, binding) in self.flows.bindings(None).await? {
             if binding.paused || !matches!(binding.config.trigger, Trigger::Schedule { .. }) {

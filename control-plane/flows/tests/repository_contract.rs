@@ -178,7 +178,7 @@ async fn bindings(s: Store) {
     store
         .put_config(
             &FlowKey::system(FlowType::Gc),
-            &FlowConfig::default_gc(),
+            &FlowConfig::default_gc(std::time::Duration::from_secs(60)),
             T0,
         )
         .await

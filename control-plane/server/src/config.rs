@@ -30,6 +30,20 @@ pub struct ControlPlaneConfig {
     /// How old an unreferenced object must be before a sweep removes it: longer than any writer
     /// takes between writing its objects and committing them.
     pub sweep_grace_seconds: u64,
+    pub flows: FlowsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlowsConfig {
+    /// How often the leader looks for due runs when nothing woke it sooner.
+    pub tick_millis: u64,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        Self { tick_millis: 1000 }
+    }
 }
 
 impl Default for ControlPlaneConfig {
@@ -45,6 +59,7 @@ impl Default for ControlPlaneConfig {
             default_visibility: "private".to_string(),
             sweep_interval_seconds: 600,
             sweep_grace_seconds: 3600,
+            flows: FlowsConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod flows;
 pub mod graphql;
 pub mod graphql_limits;
 pub mod indexer;

@@ -33,6 +33,7 @@ pub struct ControlPlane {
     pub leadership: Leadership,
     pub admin: Account,
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    pub flows: Arc<weir_flows::FlowService>,
 }
 
 impl ControlPlane {
@@ -93,7 +94,11 @@ impl ControlPlane {
             .instance_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut flows = crate::flows::open_store(&sql).await?;
+        flows.default_gc =
+            weir_flows::FlowConfig::default_gc(Duration::from_secs(config.sweep_interval_seconds));
         let control_plane = Arc::new(Self {
+            flows: Arc::new(flows),
             leadership: Leadership::new(instance_id),
             config,
             sql,
@@ -131,6 +136,7 @@ impl ControlPlane {
             .map_err(|error| format!("event bus: {error}"))?;
         tokio::spawn(self.clone().consume_events(events));
         tokio::spawn(self.clone().repair_loop());
+        crate::flows::spawn(self).await?;
         Ok(())
     }
 
@@ -186,29 +192,12 @@ impl ControlPlane {
     }
 
     /// On the leader: index everything at start, then every `repair_interval_seconds`, so
-    /// commits whose event was lost are still indexed.
+    /// commits whose event was lost are still indexed. (The sweep of storage is the system GC
+    /// flow's task.)
     async fn repair_loop(self: Arc<Self>) {
         let interval = Duration::from_secs(self.config.repair_interval_seconds.max(1));
-        let sweep_interval = Duration::from_secs(self.config.sweep_interval_seconds.max(1));
-        let mut last_sweep: Option<tokio::time::Instant> = None;
         let mut repaired_once = false;
         loop {
-            if self.leadership.is_leader()
-                && last_sweep.is_none_or(|at| at.elapsed() >= sweep_interval)
-            {
-                last_sweep = Some(tokio::time::Instant::now());
-                let grace = Duration::from_secs(self.config.sweep_grace_seconds);
-                match self.store.sweep_unreferenced(grace).await {
-                    Ok(report) if report.deleted > 0 => {
-                        tracing::info!(
-                            deleted = report.deleted,
-                            "sweep removed unreferenced objects"
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "sweep failed"),
-                }
-            }
             if self.leadership.is_leader() {
                 match self.indexer.index_all().await {
                     Ok(report) if report.blocks > 0 => {
@@ -229,6 +218,16 @@ impl ControlPlane {
                 Duration::from_millis(200)
             };
             tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Flows behind the caller checks REST and GraphQL share.
+    pub fn flows_api(&self) -> crate::services::flows::FlowsApi {
+        crate::services::flows::FlowsApi {
+            flows: self.flows.clone(),
+            datasets: self.datasets.clone(),
+            access: self.access.clone(),
+            metastore: self.metastore.clone(),
         }
     }
 

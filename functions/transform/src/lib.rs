@@ -2,7 +2,8 @@
 //!
 //! The coordinator (`coordinator`) reads the chains, decides what input records are new, runs
 //! an engine (`engine`: ours is DataFusion in-process) and commits `ExecuteTransform` through
-//! the commit pipeline of weir-dataset; `trigger` runs steps when inputs change. It must not
+//! the commit pipeline of weir-dataset; `tasks` executes the flow tasks the control plane
+//! schedules, and `status` is what its routes show of them. It must not
 //! depend on the control plane, its database or its event bus (those reach it through traits).
 
 pub mod config;
@@ -12,7 +13,8 @@ pub mod error;
 pub mod notify;
 pub mod reset;
 pub mod routes;
-pub mod trigger;
+pub mod status;
+pub mod tasks;
 pub mod verify;
 
 pub use config::{EngineConfig, EngineWorkerConfig, TransformConfig};
@@ -20,7 +22,8 @@ pub use coordinator::{StepOutcome, Transformer};
 pub use engine::datafusion::DataFusionEngine;
 pub use error::TransformError;
 pub use routes::{TransformContext, router};
-pub use trigger::{Lineage, LocalTrigger, TransformTrigger};
+pub use status::{TransformRuns, TransformStatus};
+pub use tasks::TransformTaskHandler;
 
 pub const FUNCTION_NAME: &str = "transform";
 /// Name under which the engine worker reads its config.
@@ -46,6 +49,6 @@ pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
         store,
         transformer,
         access: platform.access,
-        trigger: None,
+        runs: None,
     })))
 }

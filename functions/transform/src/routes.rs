@@ -14,15 +14,15 @@ use weir_odf::{AccountName, DatasetId, DatasetName, Multihash};
 use crate::coordinator::{StepOutcome, Transformer};
 use crate::error::TransformError;
 use crate::reset::ResetOutcome;
-use crate::trigger::{LocalTrigger, TransformStatus};
+use crate::status::{TransformRuns, TransformStatus};
 use crate::verify::VerifyReport;
 
 pub struct TransformContext {
     pub store: DatasetStore,
     pub transformer: Transformer,
     pub access: Arc<dyn AccessPolicy>,
-    /// Present when steps also run by themselves in this process.
-    pub trigger: Option<Arc<LocalTrigger>>,
+    /// Present when steps also run by themselves (flows of the control plane).
+    pub runs: Option<Arc<dyn TransformRuns>>,
 }
 
 pub fn router(context: Arc<TransformContext>) -> Router {
@@ -42,9 +42,18 @@ pub fn router(context: Arc<TransformContext>) -> Router {
 async fn resolve(
     context: &TransformContext,
     headers: &HeaderMap,
-    (account, name): (String, String),
+    path: (String, String),
     action: DatasetAction,
 ) -> Result<DatasetId, ApiError> {
+    Ok(resolve_with_caller(context, headers, path, action).await?.0)
+}
+
+async fn resolve_with_caller(
+    context: &TransformContext,
+    headers: &HeaderMap,
+    (account, name): (String, String),
+    action: DatasetAction,
+) -> Result<(DatasetId, weir_function_runtime::Caller), ApiError> {
     let caller = context
         .access
         .authenticate(weir_function_runtime::authorization_header(headers)?)
@@ -68,7 +77,7 @@ async fn resolve(
         .decide(&caller, &id.to_did_string(), action)
         .await?
     {
-        AccessDecision::Allowed => Ok(id),
+        AccessDecision::Allowed => Ok((id, caller)),
         AccessDecision::Hidden => Err(not_found()),
         AccessDecision::Forbidden => Err(ApiError::new(
             ErrorKind::Forbidden,
@@ -98,11 +107,10 @@ async fn status(
     headers: HeaderMap,
 ) -> Result<Json<StatusView>, ApiError> {
     let id = resolve(&context, &headers, path, DatasetAction::Read).await?;
-    let status = context
-        .trigger
-        .as_ref()
-        .map(|trigger| trigger.status(&id))
-        .unwrap_or_default();
+    let status = match &context.runs {
+        Some(runs) => runs.status(&id).await,
+        None => TransformStatus::default(),
+    };
     let idle = !status.running && !status.pending;
     // A step that cannot run (its error is in `lastError`) is not up to date.
     let caught_up = context
@@ -147,7 +155,8 @@ async fn reset(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<ResetOutcome>, ApiError> {
-    let id = resolve(&context, &headers, path, DatasetAction::Maintain).await?;
+    let (id, caller) =
+        resolve_with_caller(&context, &headers, path, DatasetAction::Maintain).await?;
     let body: ResetBody = if body.iter().all(u8::is_ascii_whitespace) {
         ResetBody::default()
     } else {
@@ -165,9 +174,10 @@ async fn reset(
         None => None,
     };
     let outcome = context.transformer.reset(&id, to).await?;
-    if let Some(trigger) = &context.trigger {
+    if let Some(runs) = &context.runs {
         // A derivative computes itself again from its inputs.
-        trigger.schedule(id);
+        runs.request_run(&id, caller.account_id.as_deref().unwrap_or_default())
+            .await;
     }
     Ok(Json(outcome))
 }

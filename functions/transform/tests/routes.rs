@@ -15,7 +15,7 @@ async fn serve(harness: &Harness) -> String {
         store: harness.store.clone(),
         transformer: harness.transformer.clone(),
         access: Arc::new(OpenAccess),
-        trigger: None,
+        runs: None,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

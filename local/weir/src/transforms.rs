@@ -1,79 +1,141 @@
-//! Derivatives computed by themselves under `weir up`: the transform function's local trigger
-//! fed from the event bus, finding derivatives through the control plane's lineage index, and
-//! reporting its commits on the bus like any function.
+//! Derivatives computed by themselves under `weir up`: the transform function executes the
+//! control plane's flow tasks in this process (an in-process executor taking from the task
+//! queue), and its routes show the flows' runs as the transform status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use weir_control_plane::ControlPlane;
-use weir_events::WeirEvent;
+use weir_control_plane::flows::LocalTaskSource;
+use weir_flows::model::{FlowKey, FlowType};
+use weir_flows::repository::RunFilter;
+use weir_flows::{RunOutcome, RunStatus, Target};
+use weir_function_runtime::task::{TaskSource, WorkerOptions};
 use weir_odf::DatasetId;
 use weir_transform::notify::NotifyListener;
+use weir_transform::status::StepFailure;
 use weir_transform::{
-    DataFusionEngine, Lineage, LocalTrigger, TransformContext, TransformTrigger, Transformer,
+    DataFusionEngine, TransformContext, TransformRuns, TransformStatus, TransformTaskHandler,
+    Transformer,
 };
 
-struct IndexLineage(Arc<ControlPlane>);
+/// Name of the in-process executor; tasks it held when `weir up` stopped are queued again at
+/// start.
+pub const EXECUTOR: &str = "weir-up/transform";
+
+struct FlowRuns(Arc<ControlPlane>);
+
+fn time(millis: Option<i64>) -> Option<DateTime<Utc>> {
+    millis.and_then(DateTime::from_timestamp_millis)
+}
 
 #[async_trait::async_trait]
-impl Lineage for IndexLineage {
-    async fn derivatives_of(
-        &self,
-        dataset: &DatasetId,
-    ) -> Result<Vec<DatasetId>, Box<dyn std::error::Error + Send + Sync>> {
-        let ids = self
+impl TransformRuns for FlowRuns {
+    async fn status(&self, dataset: &DatasetId) -> TransformStatus {
+        let filter = RunFilter {
+            dataset_id: Some(dataset.to_did_string()),
+            flow_type: Some(FlowType::Transform),
+            active_only: false,
+        };
+        let runs = match self.0.flows.flows.runs(&filter, None, 10).await {
+            Ok(runs) => runs,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read flow runs");
+                return TransformStatus {
+                    pending: true,
+                    ..TransformStatus::default()
+                };
+            }
+        };
+        let mut status = TransformStatus::default();
+        for run in &runs {
+            match run.status {
+                RunStatus::Running | RunStatus::Retrying => status.running = true,
+                RunStatus::Waiting | RunStatus::Queued => status.pending = true,
+                RunStatus::Finished => {}
+            }
+        }
+        let last = runs.iter().find(|run| {
+            run.status == RunStatus::Finished
+                && !matches!(run.outcome, Some(RunOutcome::Aborted { .. }))
+        });
+        if let Some(run) = last {
+            status.last_run_at = time(run.finished_at);
+            status.last_duration_ms = run
+                .finished_at
+                .zip(run.started_at)
+                .map(|(end, start)| (end - start).max(0) as u64);
+            match &run.outcome {
+                Some(RunOutcome::Success { details, .. }) => {
+                    status.last_outcome = Some(details.clone())
+                }
+                Some(RunOutcome::Failed {
+                    message, retryable, ..
+                }) => {
+                    status.last_error = Some(StepFailure {
+                        message: message.clone(),
+                        retryable: *retryable,
+                        at: time(run.finished_at).unwrap_or_else(Utc::now),
+                    })
+                }
+                _ => {}
+            }
+        }
+        status
+    }
+
+    async fn request_run(&self, dataset: &DatasetId, account_id: &str) {
+        let key = FlowKey::new(dataset.to_did_string(), FlowType::Transform);
+        if let Err(error) = self
             .0
-            .metastore
-            .downstream(&dataset.to_did_string())
-            .await?;
-        Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+            .flows
+            .trigger_manual(&key, Target::Derivative, account_id)
+            .await
+        {
+            tracing::warn!(%error, dataset_id = %dataset, "cannot trigger a transform run");
+        }
     }
 }
 
-/// The transform function's context, with its trigger listening on the bus.
+/// The transform function's context, executing transform and reset tasks in this process.
 pub async fn start(control_plane: &Arc<ControlPlane>) -> Result<Arc<TransformContext>, String> {
     let mut transformer = Transformer::new(control_plane.store.clone(), Arc::new(DataFusionEngine));
     // Publishes `block-committed` for the transform's commits, so derivatives of derivatives run.
     transformer.listeners.push(Arc::new(NotifyListener::new(
         control_plane.commit_notifier("transform"),
     )));
-    let trigger = LocalTrigger::new(
-        transformer.clone(),
-        Arc::new(IndexLineage(control_plane.clone())),
-    );
-    let mut events = control_plane
-        .bus
-        .subscribe(None, ">")
+    let requeued = control_plane
+        .flows
+        .tasks
+        .requeue_held_by(EXECUTOR)
         .await
-        .map_err(|error| format!("event bus: {error}"))?;
-    let listening = trigger.clone();
-    tokio::spawn(async move {
-        use futures::StreamExt;
-        while let Some(item) = events.next().await {
-            let Ok(delivery) = item else { continue };
-            match &delivery.envelope.event {
-                WeirEvent::BlockCommitted { dataset_id, .. } => {
-                    if let Ok(id) = dataset_id.parse::<DatasetId>() {
-                        listening.input_committed(&id).await;
-                    }
-                }
-                WeirEvent::DatasetCreated {
-                    dataset_id, kind, ..
-                } if kind == "derivative" => {
-                    if let Ok(id) = dataset_id.parse::<DatasetId>() {
-                        listening.derivative_changed(&id);
-                    }
-                }
-                _ => {}
-            }
-            if let Err(error) = delivery.ack().await {
-                tracing::warn!(%error, "cannot acknowledge an event");
-            }
-        }
-    });
+        .map_err(|error| format!("task queue: {error}"))?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            "tasks left running by the last run of weir up are queued again"
+        );
+    }
+    let source: Arc<dyn TaskSource> = Arc::new(LocalTaskSource(control_plane.flows.clone()));
+    tokio::spawn(weir_function_runtime::task::run_worker(
+        source,
+        Arc::new(TransformTaskHandler {
+            transformer: transformer.clone(),
+        }),
+        WorkerOptions {
+            executor: EXECUTOR.to_string(),
+            kinds: weir_transform::tasks::TASK_KINDS.to_vec(),
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_secs(1),
+            concurrency: 2,
+        },
+        control_plane.flows.worker_wake.clone(),
+    ));
     Ok(Arc::new(TransformContext {
         store: control_plane.store.clone(),
         transformer,
         access: control_plane.access_policy(),
-        trigger: Some(trigger),
+        runs: Some(Arc::new(FlowRuns(control_plane.clone()))),
     }))
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod datasets;
+mod flows;
 mod platform;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .route("/leader", get(leader))
         .merge(accounts::routes())
         .merge(datasets::routes())
+        .merge(flows::routes())
         .merge(platform::routes())
         .merge(crate::graphql::routes(control_plane.clone()))
         .with_state(control_plane);

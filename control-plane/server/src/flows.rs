@@ -1,0 +1,219 @@
+//! Flows in the control plane: opens the flow stores on the metastore's database, runs the
+//! scheduler on the leader, turns bus events into flow causes (a durable subscription, so each
+//! event is handled once by some replica and none is lost when the leader changes), and runs
+//! the system GC task in-process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use weir_events::{EventEnvelope, WeirEvent};
+use weir_flows::{FlowError, FlowService, SqlFlowStore};
+use weir_function_runtime::task::{
+    LeasedTask, TaskHandler, TaskKind, TaskOutcome, TaskSource, TaskSourceError, WorkerOptions,
+};
+use weir_odf::{DatasetId, MetadataEvent, Multihash};
+
+use crate::error::ServiceError;
+use crate::node::ControlPlane;
+
+/// Durable name of the subscription turning events into flow causes.
+pub const FLOW_EVENTS_CONSUMER: &str = "weir-flows";
+
+pub async fn open_store(sql: &weir_metastore::SqlMetastore) -> Result<FlowService, String> {
+    let store = Arc::new(
+        SqlFlowStore::open(sql)
+            .await
+            .map_err(|error| format!("flow store: {error}"))?,
+    );
+    Ok(FlowService::new(store.clone(), store))
+}
+
+impl From<FlowError> for ServiceError {
+    fn from(error: FlowError) -> Self {
+        match error {
+            FlowError::InvalidField(field) => ServiceError::InvalidInput(field.to_string()),
+            FlowError::NotFound(what) => ServiceError::NotFound(what),
+            FlowError::Conflict(message) => ServiceError::Conflict(message),
+            FlowError::LeaseLost(task) => {
+                ServiceError::Conflict(format!("task {task} is not leased to this executor"))
+            }
+            FlowError::Store(error) => ServiceError::internal(error),
+        }
+    }
+}
+
+/// Spawns the scheduler (acting only while leader), the event consumer and the GC worker.
+pub async fn spawn(control_plane: &Arc<ControlPlane>) -> Result<(), String> {
+    let leadership = control_plane.leadership.clone();
+    tokio::spawn(weir_flows::service::run_scheduler(
+        control_plane.flows.clone(),
+        move || leadership.is_leader(),
+        Duration::from_millis(control_plane.config.flows.tick_millis.max(10)),
+    ));
+    let events = control_plane
+        .bus
+        .subscribe(Some(FLOW_EVENTS_CONSUMER), "dataset.>")
+        .await
+        .map_err(|error| format!("event bus: {error}"))?;
+    tokio::spawn(consume(control_plane.clone(), events));
+    let executor = format!("control-plane/{}", control_plane.leadership.instance_id);
+    let source: Arc<dyn TaskSource> = Arc::new(LocalTaskSource(control_plane.flows.clone()));
+    tokio::spawn(weir_function_runtime::task::run_worker(
+        source,
+        Arc::new(GcHandler(control_plane.clone())),
+        WorkerOptions {
+            executor,
+            kinds: vec![TaskKind::Gc],
+            lease: Duration::from_secs(60),
+            idle_poll: Duration::from_secs(5),
+            concurrency: 1,
+        },
+        control_plane.flows.worker_wake.clone(),
+    ));
+    Ok(())
+}
+
+async fn consume(control_plane: Arc<ControlPlane>, mut events: weir_events::EventStream) {
+    while let Some(item) = events.next().await {
+        let Ok(delivery) = item else { continue };
+        let settled = match on_event(&control_plane, &delivery.envelope).await {
+            Ok(()) => delivery.ack().await,
+            Err(error) => {
+                tracing::warn!(%error, "a flow cause could not be recorded; it comes again");
+                delivery.nak(Duration::from_secs(1)).await
+            }
+        };
+        if let Err(error) = settled {
+            tracing::warn!(%error, "cannot settle an event");
+        }
+    }
+}
+
+/// New records a block brings (0 for blocks without data).
+fn records_of(event: &MetadataEvent) -> u64 {
+    let slice = match event {
+        MetadataEvent::AddData(event) => event.new_data.as_ref(),
+        MetadataEvent::ExecuteTransform(event) => event.new_data.as_ref(),
+        _ => None,
+    };
+    slice.map(|slice| slice.offset_interval.len()).unwrap_or(0)
+}
+
+async fn on_event(
+    control_plane: &ControlPlane,
+    envelope: &EventEnvelope,
+) -> Result<(), ServiceError> {
+    let (dataset_id, block_hash, created) = match &envelope.event {
+        WeirEvent::BlockCommitted {
+            dataset_id,
+            block_hash,
+            ..
+        } => (dataset_id, Some(block_hash), false),
+        WeirEvent::DatasetCreated {
+            dataset_id, kind, ..
+        } if kind == "derivative" => (dataset_id, None, true),
+        _ => return Ok(()),
+    };
+    let Ok(id) = dataset_id.parse::<DatasetId>() else {
+        return Ok(());
+    };
+    if created {
+        // A new derivative computes what its inputs already hold.
+        control_plane
+            .flows
+            .input_committed(dataset_id, dataset_id, "", 0)
+            .await?;
+        return Ok(());
+    }
+    let block_hash = block_hash.cloned().unwrap_or_default();
+    let records = match block_hash.parse::<Multihash>() {
+        Ok(hash) => match control_plane.store.dataset(&id).get_block(&hash).await {
+            Ok(block) => records_of(&block.event),
+            Err(error) => {
+                tracing::debug!(%error, "block of an event not readable; counting no records");
+                0
+            }
+        },
+        Err(_) => 0,
+    };
+    for derivative in control_plane.metastore.downstream(dataset_id).await? {
+        control_plane
+            .flows
+            .input_committed(&derivative, dataset_id, &block_hash, records)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The control plane's own queue, for executors in this process.
+pub struct LocalTaskSource(pub Arc<FlowService>);
+
+fn source_error(error: FlowError) -> TaskSourceError {
+    match error {
+        FlowError::LeaseLost(task) => TaskSourceError::LeaseLost(task),
+        other => TaskSourceError::Unavailable(Box::new(other)),
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskSource for LocalTaskSource {
+    async fn lease(
+        &self,
+        kinds: &[TaskKind],
+        executor: &str,
+        lease: Duration,
+    ) -> Result<Option<LeasedTask>, TaskSourceError> {
+        self.0
+            .lease(kinds, executor, lease)
+            .await
+            .map_err(source_error)
+    }
+
+    async fn heartbeat(
+        &self,
+        task: &LeasedTask,
+        executor: &str,
+        lease: Duration,
+    ) -> Result<(), TaskSourceError> {
+        self.0
+            .heartbeat(task.task_id, executor, lease)
+            .await
+            .map(|_| ())
+            .map_err(source_error)
+    }
+
+    async fn finish(
+        &self,
+        task: &LeasedTask,
+        executor: &str,
+        outcome: TaskOutcome,
+    ) -> Result<(), TaskSourceError> {
+        self.0
+            .finish(task.task_id, executor, outcome)
+            .await
+            .map(|_| ())
+            .map_err(source_error)
+    }
+}
+
+/// The system GC flow's task: the sweep of unreferenced storage objects.
+struct GcHandler(Arc<ControlPlane>);
+
+#[async_trait::async_trait]
+impl TaskHandler for GcHandler {
+    async fn run(&self, _task: &LeasedTask) -> TaskOutcome {
+        let grace = Duration::from_secs(self.0.config.sweep_grace_seconds);
+        match self.0.store.sweep_unreferenced(grace).await {
+            Ok(report) => TaskOutcome::Success {
+                changed: report.deleted > 0,
+                details: serde_json::to_value(&report).unwrap_or_default(),
+            },
+            Err(error) => TaskOutcome::Failed {
+                error_kind: "storage".to_string(),
+                message: error.to_string(),
+                retryable: true,
+            },
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! `/datasets/{owner}/{name}/flows/...`, `/system/flows/...`, `/flows/runs/...` and the
+//! executors' `/tasks/...`. Handlers translate HTTP to `FlowsApi` calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use weir_flows::FlowRun;
+use weir_flows::model::FlowConfig;
+use weir_flows::service::FlowView;
+use weir_function_runtime::ApiError;
+use weir_function_runtime::task::{TaskKind, TaskOutcome};
+use weir_metastore::Role;
+
+use super::{AppState, caller};
+use crate::node::ControlPlane;
+use crate::services::flows::{FlowsApi, RunPage, parse_flow_type};
+
+pub fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route("/datasets/{owner}/{name}/flows", get(list_flows))
+        .route("/datasets/{owner}/{name}/flows/runs", get(dataset_runs))
+        .route(
+            "/datasets/{owner}/{name}/flows/{flow_type}",
+            get(get_flow).put(put_flow).delete(delete_flow),
+        )
+        .route(
+            "/datasets/{owner}/{name}/flows/{flow_type}/{action}",
+            post(flow_action),
+        )
+        .route("/system/flows/runs", get(system_runs))
+        .route(
+            "/system/flows/{flow_type}",
+            get(get_system_flow).put(put_system_flow),
+        )
+        .route("/system/flows/{flow_type}/{action}", post(system_action))
+        .route("/flows/runs/{run_id}", get(get_run))
+        .route("/flows/runs/{run_id}/cancel", post(cancel_run))
+        .route("/tasks/lease", post(lease_task))
+        .route("/tasks/{task_id}/heartbeat", post(heartbeat_task))
+        .route("/tasks/{task_id}/finish", post(finish_task))
+}
+
+/// A flow config from JSON, naming the field at fault.
+fn parse_config(body: &[u8]) -> Result<FlowConfig, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::invalid_input(format!("invalid flow config: {inner}"))
+        } else {
+            ApiError::invalid_input(format!("invalid `{path}`: {inner}"))
+        }
+    })
+}
+
+async fn list_flows(
+    State(control_plane): AppState,
+    Path((owner, name)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<FlowView>>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    Ok(Json(
+        control_plane
+            .flows_api()
+            .list(&caller, &owner, &name)
+            .await?,
+    ))
+}
+
+async fn get_flow(
+    State(control_plane): AppState,
+    Path((owner, name, flow_type)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<FlowView>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let api = control_plane.flows_api();
+    let (key, target) = api
+        .resolve(&caller, Some((&owner, &name)), &flow_type, Role::Reader)
+        .await?;
+    Ok(Json(api.get(&key, target).await?))
+}
+
+async fn put_flow(
+    State(control_plane): AppState,
+    Path((owner, name, flow_type)): Path<(String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FlowView>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let api = control_plane.flows_api();
+    let (key, target) = api
+        .resolve(&caller, Some((&owner, &name)), &flow_type, Role::Maintainer)
+        .await?;
+    let config = parse_config(&body)?;
+    Ok(Json(api.configure(&key, target, config).await?))
+}
+
+async fn delete_flow(
+    State(control_plane): AppState,
+    Path((owner, name, flow_type)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let api = control_plane.flows_api();
+    let (key, _) = api
+        .resolve(&caller, Some((&owner, &name)), &flow_type, Role::Maintainer)
+        .await?;
+    api.reset_config(&key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn act(
+    api: &FlowsApi,
+    caller: &weir_function_runtime::Caller,
+    dataset: Option<(&str, &str)>,
+    flow_type: &str,
+    action: &str,
+) -> Result<Response, ApiError> {
+    let role = match action {
+        "trigger" => Role::Editor,
+        "pause" | "resume" => Role::Maintainer,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "unknown flow action `{other}`: expected trigger, pause or resume"
+            )));
+        }
+    };
+    let (key, target) = api.resolve(caller, dataset, flow_type, role).await?;
+    let who = caller.account_id.clone().unwrap_or_default();
+    Ok(match action {
+        "trigger" => (
+            StatusCode::ACCEPTED,
+            Json(
+                api.flows
+                    .trigger_manual(&key, target, &who)
+                    .await
+                    .map_err(crate::ServiceError::from)?,
+            ),
+        )
+            .into_response(),
+        "pause" => {
+            api.flows
+                .pause(&key, target)
+                .await
+                .map_err(crate::ServiceError::from)?;
+            Json(api.get(&key, target).await?).into_response()
+        }
+        _ => {
+            api.flows
+                .resume(&key, target)
+                .await
+                .map_err(crate::ServiceError::from)?;
+            Json(api.get(&key, target).await?).into_response()
+        }
+    })
+}
+
+async fn flow_action(
+    State(control_plane): AppState,
+    Path((owner, name, flow_type, action)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    act(
+        &control_plane.flows_api(),
+        &caller,
+        Some((&owner, &name)),
+        &flow_type,
+        &action,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RunsQuery {
+    flow_type: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn dataset_runs(
+    State(control_plane): AppState,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<RunsQuery>,
+    headers: HeaderMap,
+) -> Result<Json<RunPage>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let entry = control_plane
+        .datasets
+        .authorize(&caller, &owner, &name, Role::Reader)
+        .await?;
+    let flow_type = query
+        .flow_type
+        .as_deref()
+        .map(parse_flow_type)
+        .transpose()?;
+    Ok(Json(
+        control_plane
+            .flows_api()
+            .runs(&entry.id, flow_type, query.before, query.limit)
+            .await?,
+    ))
+}
+
+async fn system_runs(
+    State(control_plane): AppState,
+    Query(query): Query<RunsQuery>,
+    headers: HeaderMap,
+) -> Result<Json<RunPage>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let api = control_plane.flows_api();
+    let flow_type = query.flow_type.as_deref().unwrap_or("gc");
+    let (key, _) = api.resolve(&caller, None, flow_type, Role::Reader).await?;
+    Ok(Json(
+        api.runs(
+            &key.dataset_id,
+            Some(key.flow_type),
+            query.before,
+            query.limit,
+        )
+        .await?,
+    ))
+}
+
+async fn get_system_flow(
+    State(control_plane): AppState,
+    Path(flow_type): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<FlowView>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let api = control_plane.flows_api();
+    let (key, target) = api.resolve(&caller, None, &flow_type, Role::Reader).await?;
+    Ok(Json(api.get(&key, target).await?))
+}
+
+async fn put_system_flow(
+    State(control_plane): AppState,
+    Path(flow_type): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FlowView>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let api = control_plane.flows_api();
+    let (key, target) = api
+        .resolve(&caller, None, &flow_type, Role::Maintainer)
+        .await?;
+    let config = parse_config(&body)?;
+    Ok(Json(api.configure(&key, target, config).await?))
+}
+
+async fn system_action(
+    State(control_plane): AppState,
+    Path((flow_type, action)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    act(
+        &control_plane.flows_api(),
+        &caller,
+        None,
+        &flow_type,
+        &action,
+    )
+    .await
+}
+
+async fn get_run(
+    State(control_plane): AppState,
+    Path(run_id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Json<FlowRun>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    Ok(Json(
+        control_plane
+            .flows_api()
+            .run(&caller, run_id, Role::Reader)
+            .await?,
+    ))
+}
+
+async fn cancel_run(
+    State(control_plane): AppState,
+    Path(run_id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<Json<FlowRun>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    Ok(Json(
+        control_plane.flows_api().cancel(&caller, run_id).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LeaseRequest {
+    kinds: Vec<TaskKind>,
+    executor: String,
+    lease_millis: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct HeartbeatRequest {
+    executor: String,
+    lease_millis: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FinishRequest {
+    executor: String,
+    outcome: TaskOutcome,
+}
+
+fn lease_duration(millis: u64) -> Result<Duration, ApiError> {
+    if !(1000..=3_600_000).contains(&millis) {
+        return Err(ApiError::invalid_input(
+            "invalid `leaseMillis`: must be between 1000 and 3600000",
+        ));
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+fn check_executor(executor: &str) -> Result<(), ApiError> {
+    if executor.is_empty() || executor.len() > 200 {
+        return Err(ApiError::invalid_input(
+            "invalid `executor`: must be 1 to 200 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Leases the next task of `kinds` (204 when none is queued).
+async fn lease_task(
+    State(control_plane): AppState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    FlowsApi::require_executor(&caller)?;
+    let request: LeaseRequest = super::accounts::json_body(&body)?;
+    check_executor(&request.executor)?;
+    let lease = lease_duration(request.lease_millis)?;
+    let task = control_plane
+        .flows
+        .lease(&request.kinds, &request.executor, lease)
+        .await
+        .map_err(crate::ServiceError::from)?;
+    Ok(match task {
+        Some(task) => Json(task).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+async fn heartbeat_task(
+    State(control_plane): AppState,
+    Path(task_id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    FlowsApi::require_executor(&caller)?;
+    let request: HeartbeatRequest = super::accounts::json_body(&body)?;
+    check_executor(&request.executor)?;
+    let until = control_plane
+        .flows
+        .heartbeat(
+            task_id,
+            &request.executor,
+            lease_duration(request.lease_millis)?,
+        )
+        .await
+        .map_err(crate::ServiceError::from)?;
+    Ok(Json(serde_json::json!({ "leaseUntilMillis": until })))
+}
+
+async fn finish_task(
+    State(control_plane): AppState,
+    Path(task_id): Path<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<FlowRun>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    FlowsApi::require_executor(&caller)?;
+    let request: FinishRequest = super::accounts::json_body(&body)?;
+    check_executor(&request.executor)?;
+    Ok(Json(
+        control_plane
+            .flows
+            .finish(task_id, &request.executor, request.outcome)
+            .await
+            .map_err(crate::ServiceError::from)?,
+    ))
+}
