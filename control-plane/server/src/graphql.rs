@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptyMutation, EmptySubscription, Object, Schema, SimpleObject};
+use async_graphql::{Context, EmptySubscription, MergedObject, Object, Schema, SimpleObject};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
@@ -17,18 +17,26 @@ use crate::graphql_limits as limits;
 use crate::node::ControlPlane;
 use crate::services::datasets::DatasetView;
 
-pub type WeirSchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
+pub type WeirSchema = Schema<Query, crate::graphql_flows::FlowsMutation, EmptySubscription>;
+
+/// Every query field: datasets and accounts here, flows in `graphql_flows`.
+#[derive(MergedObject)]
+pub struct Query(QueryRoot, crate::graphql_flows::FlowsQuery);
 
 /// The schema is built once; each request adds its caller.
 pub fn routes(control_plane: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
-    let schema: WeirSchema = Schema::build(QueryRoot, EmptyMutation, EmptySubscription)
-        .data(control_plane)
-        .limit_depth(limits::MAX_DEPTH)
-        .limit_complexity(limits::MAX_COMPLEXITY)
-        .limit_recursive_depth(limits::MAX_PARSER_RECURSION)
-        .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(limits::DocumentLimits)
-        .finish();
+    let schema: WeirSchema = Schema::build(
+        Query(QueryRoot, crate::graphql_flows::FlowsQuery),
+        crate::graphql_flows::FlowsMutation,
+        EmptySubscription,
+    )
+    .data(control_plane)
+    .limit_depth(limits::MAX_DEPTH)
+    .limit_complexity(limits::MAX_COMPLEXITY)
+    .limit_recursive_depth(limits::MAX_PARSER_RECURSION)
+    .limit_directives(limits::MAX_DIRECTIVES)
+    .extension(limits::DocumentLimits)
+    .finish();
     Router::new().route(
         "/graphql",
         post(move |state, headers, body| execute(state, headers, body, schema.clone()))

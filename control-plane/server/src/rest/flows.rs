@@ -47,18 +47,8 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         .route("/tasks/{task_id}/finish", post(finish_task))
 }
 
-/// A flow config from JSON, naming the field at fault.
 fn parse_config(body: &[u8]) -> Result<FlowConfig, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if path == "." || path.is_empty() {
-            ApiError::invalid_input(format!("invalid flow config: {inner}"))
-        } else {
-            ApiError::invalid_input(format!("invalid `{path}`: {inner}"))
-        }
-    })
+    Ok(crate::services::flows::parse_config(body)?)
 }
 
 async fn list_flows(

@@ -39,6 +39,20 @@ pub fn parse_flow_type(text: &str) -> ServiceResult<FlowType> {
     })
 }
 
+/// A flow config from JSON, naming the field at fault.
+pub fn parse_config(body: &[u8]) -> ServiceResult<FlowConfig> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if path == "." || path.is_empty() {
+            ServiceError::InvalidInput(format!("invalid flow config: {inner}"))
+        } else {
+            ServiceError::InvalidInput(format!("invalid `{path}`: {inner}"))
+        }
+    })
+}
+
 fn target_of(entry: &DatasetEntry) -> Target {
     if entry.kind == "derivative" {
         Target::Derivative

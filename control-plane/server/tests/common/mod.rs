@@ -29,16 +29,41 @@ pub struct Node {
 }
 
 pub async fn start(storage: Option<tempfile::TempDir>) -> Node {
+    start_on(storage, None).await
+}
+
+/// A fresh PostgreSQL database on `WEIR_TEST_POSTGRES_URL` (default 127.0.0.1:5432).
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let admin_url = std::env::var("WEIR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .expect("postgresql must run for these tests (see local/test)");
+    let database = format!("weir_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {database}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    format!("{}/{database}", admin_url.rsplit_once('/').unwrap().0)
+}
+
+/// A node on `database_url` (SQLite in a temporary directory when `None`), with the flow
+/// scheduler ticking every 50 ms.
+pub async fn start_on(storage: Option<tempfile::TempDir>, database_url: Option<String>) -> Node {
     let storage = storage.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let database = tempfile::tempdir().unwrap();
     let mut config = ControlPlaneConfig {
-        database_url: format!("sqlite://{}", database.path().join("m.db").display()),
+        database_url: database_url
+            .unwrap_or_else(|| format!("sqlite://{}", database.path().join("m.db").display())),
         storage: weir_dataset::StorageConfig::LocalFs {
             root_dir: storage.path().to_path_buf(),
         },
         ..Default::default()
     };
     config.auth.signing_key = Some("11".repeat(32));
+    config.flows.tick_millis = 50;
     let control_plane = ControlPlane::start(config).await.unwrap();
     let admin = control_plane
         .accounts

@@ -1,0 +1,694 @@
+//! Flows over REST, on SQLite and PostgreSQL: configs and their bad inputs, every trigger
+//! (manual, schedule, reactive immediate and buffering), retry and stop policies, pause, resume,
+//! cancel, run history pages, leases that expire, and permissions. The test is the executor: it
+//! takes tasks through `/tasks/...` over HTTP, as a deployed function does.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{MANIFEST, Node, assert_error, fresh_postgres, start_on};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use weir_events::{EventEnvelope, WeirEvent};
+
+const DERIVATIVE: &str = "
+kind: DatasetSnapshot
+version: 1
+content:
+  name: hourly
+  kind: Derivative
+  metadata:
+    - kind: SetTransform
+      inputs:
+        - datasetRef: admin/readings
+          alias: readings
+      transform:
+        kind: Sql
+        engine: datafusion
+        query: SELECT event_time FROM readings
+";
+
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                super::$name(super::start_on(None, None).await).await
+            })*
+        }
+        mod postgres_backend {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+                let url = super::fresh_postgres().await;
+                super::$name(super::start_on(None, Some(url)).await).await
+            })*
+        }
+    };
+}
+
+on_both_databases!(
+    bad_flow_configs_answer_400_naming_the_field,
+    manual_trigger_runs_through_the_task_queue,
+    retries_then_stop_policy_pauses_the_flow,
+    schedule_runs_again_after_each_run,
+    derivatives_react_to_input_commits_by_default,
+    buffering_waits_for_its_interval,
+    pause_resume_and_cancel,
+    expired_leases_are_taken_again,
+    permissions_follow_the_dataset,
+);
+
+async fn setup(node: &Node) {
+    let (status, body) = node.create_dataset(&node.admin, MANIFEST).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+async fn put_flow(node: &Node, path: &str, config: Value) -> (StatusCode, Value) {
+    node.send_json(Method::PUT, path, Some(&node.admin), config)
+        .await
+}
+
+async fn post(node: &Node, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    node.send_json(Method::POST, path, Some(token), body).await
+}
+
+/// Takes a task of `kinds` as `executor`, waiting up to 10 s for one.
+async fn lease(node: &Node, kinds: &[&str], executor: &str, lease_millis: u64) -> Value {
+    for _ in 0..200 {
+        let (status, body) = post(
+            node,
+            "/tasks/lease",
+            &node.admin,
+            json!({"kinds": kinds, "executor": executor, "leaseMillis": lease_millis}),
+        )
+        .await;
+        if status == StatusCode::OK {
+            return body;
+        }
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no task of {kinds:?} was queued");
+}
+
+async fn no_task(node: &Node, kinds: &[&str]) {
+    let (status, body) = post(
+        node,
+        "/tasks/lease",
+        &node.admin,
+        json!({"kinds": kinds, "executor": "x", "leaseMillis": 5000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
+
+async fn finish(node: &Node, task: &Value, executor: &str, outcome: Value) -> (StatusCode, Value) {
+    post(
+        node,
+        &format!("/tasks/{}/finish", task["taskId"]),
+        &node.admin,
+        json!({"executor": executor, "outcome": outcome}),
+    )
+    .await
+}
+
+fn success() -> Value {
+    json!({"status": "success", "changed": true, "details": {"numRecords": 2}})
+}
+
+fn failure(retryable: bool) -> Value {
+    json!({"status": "failed", "errorKind": "storage", "message": "disk on fire", "retryable": retryable})
+}
+
+async fn runs(node: &Node, query: &str) -> Value {
+    let (status, body) = node
+        .get(
+            &format!("/datasets/admin/readings/flows/runs{query}"),
+            Some(&node.admin),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn bad_flow_configs_answer_400_naming_the_field(node: Node) {
+    setup(&node).await;
+    let cases = [
+        (
+            "reset",
+            json!({"trigger": {"kind": "schedule", "cron": "61 * * * *"}}),
+            "trigger.cron",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "schedule", "cron": "* * *"}}),
+            "trigger.cron",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "schedule", "every": "0s"}}),
+            "trigger.every",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "schedule", "every": "soon"}}),
+            "trigger.every",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "manual"}, "retry": {"maxAttempts": 100, "minDelay": "1s"}}),
+            "retry.maxAttempts",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "manual"}, "retry": {"maxAttempts": 2, "minDelay": "1s", "backoff": "sometimes"}}),
+            "retry.backoff",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "manual"}, "stop": {"kind": "afterConsecutiveFailures", "failures": 0}}),
+            "stop.failures",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "reactive"}}),
+            "trigger.kind",
+        ),
+        (
+            "reset",
+            json!({"trigger": {"kind": "manual"}, "colour": "red"}),
+            "colour",
+        ),
+        ("reset", json!({"trigger": {"kind": "whenever"}}), "trigger"),
+        (
+            "transform",
+            json!({"trigger": {"kind": "manual"}}),
+            "flowType",
+        ),
+        ("gc", json!({"trigger": {"kind": "manual"}}), "flowType"),
+        (
+            "teleport",
+            json!({"trigger": {"kind": "manual"}}),
+            "flowType",
+        ),
+    ];
+    for (flow_type, config, field) in cases {
+        let answer = put_flow(
+            &node,
+            &format!("/datasets/admin/readings/flows/{flow_type}"),
+            config.clone(),
+        )
+        .await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input", field);
+    }
+    let answer = node
+        .call(
+            Method::PUT,
+            "/datasets/admin/readings/flows/reset",
+            Some(&node.admin),
+            Some(("application/json", "{".to_string())),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "flow config",
+    );
+    // Nothing was stored: the root has no flows.
+    let (status, body) = node
+        .get("/datasets/admin/readings/flows", Some(&node.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!([]));
+    // A good one is stored and shown.
+    let (status, body) = put_flow(
+        &node,
+        "/datasets/admin/readings/flows/reset",
+        json!({"trigger": {"kind": "schedule", "cron": "*/30 * * * *"}, "retry": {"maxAttempts": 3, "minDelay": "10s", "backoff": "exponentialWithJitter"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["flowType"], "reset");
+    assert_eq!(body["configured"], true);
+    assert_eq!(body["config"]["trigger"]["cron"], "*/30 * * * *");
+    // Its first run waits for the schedule.
+    let page = runs(&node, "").await;
+    assert_eq!(page["runs"][0]["status"], "waiting");
+    assert_eq!(page["runs"][0]["waitReason"], "schedule");
+    assert_eq!(page["runs"][0]["causes"][0]["kind"], "schedule");
+}
+
+async fn manual_trigger_runs_through_the_task_queue(node: Node) {
+    setup(&node).await;
+    let (status, run) = post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    assert_eq!(run["causes"][0]["kind"], "manual");
+    assert_eq!(run["priority"], "manual");
+    // A second trigger before it starts merges into the same run.
+    let (_, again) = post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(again["runId"], run["runId"]);
+    assert_eq!(again["causes"].as_array().unwrap().len(), 2);
+    no_task(&node, &["transform"]).await;
+    let task = lease(&node, &["reset"], "exec-1", 10_000).await;
+    assert_eq!(task["runId"], run["runId"]);
+    assert_eq!(task["attempt"], 1);
+    let (_, running) = node
+        .get(&format!("/flows/runs/{}", run["runId"]), Some(&node.admin))
+        .await;
+    assert_eq!(running["status"], "running");
+    let (status, body) = post(
+        &node,
+        &format!("/tasks/{}/heartbeat", task["taskId"]),
+        &node.admin,
+        json!({"executor": "exec-1", "leaseMillis": 10_000}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, finished) = finish(&node, &task, "exec-1", success()).await;
+    assert_eq!(status, StatusCode::OK, "{finished}");
+    assert_eq!(finished["status"], "finished");
+    assert_eq!(
+        finished["outcome"],
+        json!({"kind": "success", "changed": true, "details": {"numRecords": 2}})
+    );
+    // Reporting twice is refused.
+    let (status, _) = finish(&node, &task, "exec-1", success()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let page = runs(&node, "?flowType=reset").await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1);
+}
+
+async fn retries_then_stop_policy_pauses_the_flow(node: Node) {
+    setup(&node).await;
+    let (status, body) = put_flow(
+        &node,
+        "/datasets/admin/readings/flows/reset",
+        json!({"trigger": {"kind": "manual"},
+               "retry": {"maxAttempts": 2, "minDelay": "0s", "backoff": "fixed"},
+               "stop": {"kind": "afterConsecutiveFailures", "failures": 2}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let task = lease(&node, &["reset"], "e", 10_000).await;
+    let (_, run) = finish(&node, &task, "e", failure(true)).await;
+    assert_eq!(run["status"], "retrying");
+    assert_eq!(run["lastError"]["message"], "disk on fire");
+    // Retried: the same run, attempt 2; this time it fails for good.
+    let task = lease(&node, &["reset"], "e", 10_000).await;
+    assert_eq!(
+        (task["runId"].clone(), task["attempt"].clone()),
+        (run["runId"].clone(), json!(2))
+    );
+    let (_, run) = finish(&node, &task, "e", failure(true)).await;
+    assert_eq!(run["status"], "finished");
+    assert_eq!(run["outcome"]["kind"], "failed");
+    assert_eq!(run["outcome"]["retryable"], true);
+    let (_, flow) = node
+        .get("/datasets/admin/readings/flows/reset", Some(&node.admin))
+        .await;
+    assert_eq!(
+        (flow["consecutiveFailures"].clone(), flow["paused"].clone()),
+        (json!(1), json!(false))
+    );
+    // A permanent error is not retried; the second failure in a row stops the flow.
+    post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let task = lease(&node, &["reset"], "e", 10_000).await;
+    let (_, run) = finish(&node, &task, "e", failure(false)).await;
+    assert_eq!(run["status"], "finished");
+    assert_eq!(run["attempt"], 1);
+    let (_, flow) = node
+        .get("/datasets/admin/readings/flows/reset", Some(&node.admin))
+        .await;
+    assert_eq!(flow["paused"], true);
+    assert!(
+        flow["stopReason"]
+            .as_str()
+            .unwrap()
+            .contains("2 failed runs in a row"),
+        "{flow}"
+    );
+    // Resuming clears it.
+    let (status, flow) = post(
+        &node,
+        "/datasets/admin/readings/flows/reset/resume",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{flow}");
+    assert_eq!(
+        (
+            flow["paused"].clone(),
+            flow["stopReason"].clone(),
+            flow["consecutiveFailures"].clone()
+        ),
+        (json!(false), Value::Null, json!(0))
+    );
+}
+
+async fn schedule_runs_again_after_each_run(node: Node) {
+    setup(&node).await;
+    put_flow(
+        &node,
+        "/datasets/admin/readings/flows/reset",
+        json!({"trigger": {"kind": "schedule", "every": "1s"}}),
+    )
+    .await;
+    let first = lease(&node, &["reset"], "e", 10_000).await;
+    let (_, run) = node
+        .get(
+            &format!("/flows/runs/{}", first["runId"]),
+            Some(&node.admin),
+        )
+        .await;
+    assert_eq!(run["causes"][0]["kind"], "schedule");
+    assert_eq!(run["priority"], "schedule");
+    finish(&node, &first, "e", success()).await;
+    // The next run waits for its time, then is queued.
+    let page = runs(&node, "").await;
+    assert_eq!(page["runs"][0]["waitReason"], "schedule", "{page}");
+    let second = lease(&node, &["reset"], "e", 10_000).await;
+    assert_ne!(second["runId"], first["runId"]);
+}
+
+async fn publish_commit(node: &Node, dataset_id: &str) {
+    let envelope = EventEnvelope::new(
+        "ingest",
+        None,
+        WeirEvent::BlockCommitted {
+            dataset_id: dataset_id.to_string(),
+            block_hash: "f1620aaaa".to_string(),
+            sequence_number: 5,
+        },
+    );
+    node.control_plane.bus.publish(&envelope).await.unwrap();
+}
+
+async fn derivative_ids(node: &Node) -> (String, String) {
+    let (status, body) = node.create_dataset(&node.admin, DERIVATIVE).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, root) = node
+        .get("/datasets/admin/readings", Some(&node.admin))
+        .await;
+    (
+        root["id"].as_str().unwrap().to_string(),
+        body["id"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn derivatives_react_to_input_commits_by_default(node: Node) {
+    setup(&node).await;
+    let (root, derivative) = derivative_ids(&node).await;
+    // The default flow of a derivative: reactive, recovering.
+    let (status, flows) = node
+        .get("/datasets/admin/hourly/flows", Some(&node.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(flows[0]["flowType"], "transform");
+    assert_eq!(flows[0]["configured"], false);
+    assert_eq!(flows[0]["config"]["trigger"]["kind"], "reactive");
+    assert_eq!(
+        flows[0]["config"]["trigger"]["forBreakingChange"],
+        "recover"
+    );
+    // Created: a first run computes what the inputs hold.
+    let task = lease(&node, &["transform"], "e", 10_000).await;
+    assert_eq!(task["datasetId"], derivative);
+    assert_eq!(task["params"]["onBreakingChange"], "recover");
+    finish(&node, &task, "e", success()).await;
+    // An input commit starts the next.
+    publish_commit(&node, &root).await;
+    let task = lease(&node, &["transform"], "e", 10_000).await;
+    let (_, run) = node
+        .get(&format!("/flows/runs/{}", task["runId"]), Some(&node.admin))
+        .await;
+    assert_eq!(run["causes"][0]["kind"], "inputCommitted");
+    assert_eq!(run["causes"][0]["datasetId"], root);
+    assert_eq!(run["priority"], "reactive");
+    // Commits while it runs start exactly one next run, holding all of them.
+    publish_commit(&node, &root).await;
+    publish_commit(&node, &root).await;
+    let mut waiting = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = node
+            .get("/datasets/admin/hourly/flows/runs", Some(&node.admin))
+            .await;
+        waiting = page["runs"][0].clone();
+        if waiting["causes"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waiting["status"], "waiting", "{waiting}");
+    assert_eq!(waiting["causes"].as_array().unwrap().len(), 2, "{waiting}");
+    no_task(&node, &["transform"]).await;
+    finish(&node, &task, "e", success()).await;
+    let next = lease(&node, &["transform"], "e", 10_000).await;
+    assert_eq!(next["runId"], waiting["runId"]);
+    // A manual trigger of a derivative with NoAction on breaking changes says so to the executor.
+    let (status, body) = node
+        .send_json(
+            Method::PUT,
+            "/datasets/admin/hourly/flows/transform",
+            Some(&node.admin),
+            json!({"trigger": {"kind": "reactive", "forBreakingChange": "noAction"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    finish(&node, &next, "e", success()).await;
+    post(
+        &node,
+        "/datasets/admin/hourly/flows/transform/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let task = lease(&node, &["transform"], "e", 10_000).await;
+    assert_eq!(task["params"]["onBreakingChange"], "noAction");
+}
+
+async fn buffering_waits_for_its_interval(node: Node) {
+    setup(&node).await;
+    let (root, _) = derivative_ids(&node).await;
+    let first = lease(&node, &["transform"], "e", 10_000).await;
+    finish(&node, &first, "e", success()).await;
+    let (status, body) = node
+        .send_json(Method::PUT, "/datasets/admin/hourly/flows/transform", Some(&node.admin),
+            json!({"trigger": {"kind": "reactive", "forNewData": {"kind": "buffering", "minRecordsToAwait": 1000, "maxBatchingInterval": "2s"}}}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    publish_commit(&node, &root).await;
+    let mut run = Value::Null;
+    for _ in 0..100 {
+        let (_, page) = node
+            .get("/datasets/admin/hourly/flows/runs", Some(&node.admin))
+            .await;
+        run = page["runs"][0].clone();
+        if run["runId"] != first["runId"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (run["status"].clone(), run["waitReason"].clone()),
+        (json!("waiting"), json!("batching")),
+        "{run}"
+    );
+    no_task(&node, &["transform"]).await;
+    // The interval ends: it runs with what arrived.
+    let task = lease(&node, &["transform"], "e", 10_000).await;
+    assert_eq!(task["runId"], run["runId"]);
+}
+
+async fn pause_resume_and_cancel(node: Node) {
+    setup(&node).await;
+    let (root, _) = derivative_ids(&node).await;
+    let first = lease(&node, &["transform"], "e", 10_000).await;
+    finish(&node, &first, "e", success()).await;
+    let (status, flow) = post(
+        &node,
+        "/datasets/admin/hourly/flows/transform/pause",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{flow}");
+    assert_eq!(flow["paused"], true);
+    publish_commit(&node, &root).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    no_task(&node, &["transform"]).await;
+    let (_, page) = node
+        .get("/datasets/admin/hourly/flows/runs", Some(&node.admin))
+        .await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 1, "{page}");
+    // Manual triggers run even while paused; a waiting run can be cancelled.
+    post(
+        &node,
+        "/datasets/admin/hourly/flows/transform/resume",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let (_, run) = post(
+        &node,
+        "/datasets/admin/hourly/flows/transform/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let (status, cancelled) = post(
+        &node,
+        &format!("/flows/runs/{}/cancel", run["runId"]),
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["outcome"]["kind"], "aborted");
+    let again = post(
+        &node,
+        &format!("/flows/runs/{}/cancel", run["runId"]),
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_error(&again, StatusCode::CONFLICT, "conflict", "already finished");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    no_task(&node, &["transform"]).await;
+    // A running run cancelled: its executor's report is refused.
+    post(
+        &node,
+        "/datasets/admin/hourly/flows/transform/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let task = lease(&node, &["transform"], "e", 10_000).await;
+    post(
+        &node,
+        &format!("/flows/runs/{}/cancel", task["runId"]),
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let (status, _) = finish(&node, &task, "e", success()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = node.get("/flows/runs/999999", Some(&node.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+async fn expired_leases_are_taken_again(node: Node) {
+    setup(&node).await;
+    post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    let task = lease(&node, &["reset"], "dies", 1000).await;
+    // The executor never reports; the leader queues the task again once the lease ends.
+    let again = lease(&node, &["reset"], "lives", 10_000).await;
+    assert_eq!(again["taskId"], task["taskId"]);
+    let (status, _) = finish(&node, &task, "dies", success()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, run) = finish(&node, &again, "lives", success()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(run["outcome"]["kind"], "success");
+    for bad in [
+        json!({"kinds": ["reset"], "executor": "", "leaseMillis": 5000}),
+        json!({"kinds": ["reset"], "executor": "x", "leaseMillis": 5}),
+        json!({"kinds": ["nonsense"], "executor": "x", "leaseMillis": 5000}),
+        json!({"kinds": ["reset"], "executor": "x"}),
+    ] {
+        let (status, body) = post(&node, "/tasks/lease", &node.admin, bad.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}
+
+async fn permissions_follow_the_dataset(node: Node) {
+    setup(&node).await;
+    let stranger = node.user("stranger").await;
+    let (status, _) = node
+        .get("/datasets/admin/readings/flows", Some(&stranger))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let answer = post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &stranger,
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::NOT_FOUND);
+    // A reader sees flows but may not change them.
+    let (status, body) = node
+        .send_json(
+            Method::PUT,
+            "/datasets/admin/readings/roles/stranger",
+            Some(&node.admin),
+            json!({"role": "reader"}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, _) = node
+        .get("/datasets/admin/readings/flows", Some(&stranger))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let answer = node
+        .send_json(
+            Method::PUT,
+            "/datasets/admin/readings/flows/reset",
+            Some(&stranger),
+            json!({"trigger": {"kind": "manual"}}),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
+    let answer = post(
+        &node,
+        "/datasets/admin/readings/flows/reset/trigger",
+        &stranger,
+        json!({}),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN);
+    // Only administrators take tasks or see system flows.
+    let answer = post(
+        &node,
+        "/tasks/lease",
+        &stranger,
+        json!({"kinds": ["reset"], "executor": "x", "leaseMillis": 5000}),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN);
+    let (status, _) = node.get("/system/flows/gc", Some(&stranger)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, gc) = node.get("/system/flows/gc", Some(&node.admin)).await;
+    assert_eq!(status, StatusCode::OK, "{gc}");
+    assert_eq!(gc["config"]["trigger"]["kind"], "schedule");
+}
