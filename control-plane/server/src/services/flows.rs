@@ -45,10 +45,10 @@ pub fn parse_config(body: &[u8]) -> ServiceResult<FlowConfig> {
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        if path == "." || path.is_empty() {
+        if matches!(path.as_str(), "." | "?" | "") {
             ServiceError::InvalidInput(format!("invalid flow config: {inner}"))
         } else {
-            ServiceError::InvalidInput(format!("invalid `{path}`: {inner}"))
+            ServiceError::InvalidInput(format!("invalid flow config field `{path}`: {inner}"))
         }
     })
 }
