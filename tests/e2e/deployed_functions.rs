@@ -155,7 +155,10 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
             "storage": storage,
             "bus": {"kind": "nats", "url": NATS_URL, "prefix": prefix},
             "auth": {"signing_key": "2a".repeat(32)},
+            "flows": {"tick_millis": 100},
         },
+        // Transform tasks are taken by the function deployed apart below.
+        "transform": {"in_process_executor": false},
     });
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("weir.yaml");
@@ -381,5 +384,79 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
     );
     let (status, answer) = push(Some(personal.clone())).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+
+    // A transform function deployed apart takes the derivative's tasks from the queue.
+    let storage_config: weir_dataset::StorageConfig =
+        serde_json::from_value(config["control_plane"]["storage"].clone()).unwrap();
+    let transform = serve(
+        weir_transform::build(weir_transform::TransformConfig {
+            storage: storage_config,
+            control_plane: Some(ControlPlaneLinkConfig {
+                url: control_plane.clone(),
+                token_public_key: None,
+                permission_cache_seconds: 1,
+                request_timeout_millis: 5_000,
+            }),
+            tasks: Some(weir_transform::TaskWorkerConfig {
+                url: None,
+                token: admin.clone(),
+                executor: Some("deployed-transform-1".to_string()),
+                concurrency: 1,
+                lease_seconds: 30,
+                poll_millis: 100,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap(),
+    )
+    .await;
+    let derivative = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/sensor-hourly.yaml"),
+    )
+    .unwrap()
+    .replace("admin/sensor.temp", "alice/sensor.temp");
+    let (status, created) = client
+        .send(
+            reqwest::Method::POST,
+            format!("{control_plane}/datasets"),
+            Some(&alice),
+            "application/yaml",
+            derivative,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let computed = eventually(Duration::from_secs(30), || async {
+        let (status, answer) = sql(Some(alice.clone()), r#""sensor.hourly""#).await;
+        status == StatusCode::OK && answer["output"]["data"] == json!([{"n": 2}])
+    })
+    .await;
+    let (_, runs) = client
+        .json(
+            reqwest::Method::GET,
+            format!("{control_plane}/datasets/alice/sensor.hourly/flows/runs"),
+            Some(&alice),
+            Value::Null,
+        )
+        .await;
+    assert!(
+        computed,
+        "the deployed transform function never computed the derivative: {runs}"
+    );
+    let last = &runs["runs"][0];
+    assert_eq!(last["status"], "finished", "{runs}");
+    assert_eq!(last["outcome"]["kind"], "success", "{runs}");
+    // The function's own routes verify what it computed.
+    let (status, answer) = client
+        .json(
+            reqwest::Method::POST,
+            format!("{transform}/datasets/alice/sensor.hourly/verify"),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["firstMismatch"], Value::Null, "{answer}");
+    assert!(answer["stepsVerified"].as_u64().unwrap() >= 1, "{answer}");
     bus.delete_stream().await.unwrap();
 }

@@ -31,6 +31,15 @@ pub fn check_fits(flow_type: FlowType, target: Target) -> Result<(), FieldError>
         FlowType::Reset => target != Target::System,
         FlowType::Gc => target == Target::System,
     };
+    if fits && matches!(flow_type, FlowType::Ingest | FlowType::Compaction) {
+        return Err(FieldError::new(
+            "flowType",
+            format!(
+                "{} flows are not available yet: this node has no executor for them",
+                flow_type.as_str()
+            ),
+        ));
+    }
     if fits {
         return Ok(());
     }

@@ -55,6 +55,8 @@ on_both_databases!(
     pause_resume_and_cancel,
     expired_leases_are_taken_again,
     permissions_follow_the_dataset,
+    graphql_configures_triggers_and_pages_runs,
+    flow_types_without_an_executor_are_refused,
 );
 
 async fn setup(node: &Node) {
@@ -691,4 +693,116 @@ async fn permissions_follow_the_dataset(node: Node) {
     let (status, gc) = node.get("/system/flows/gc", Some(&node.admin)).await;
     assert_eq!(status, StatusCode::OK, "{gc}");
     assert_eq!(gc["config"]["trigger"]["kind"], "schedule");
+}
+
+async fn graphql(node: &Node, query: &str, variables: Value) -> (StatusCode, Value) {
+    post(
+        node,
+        "/graphql",
+        &node.admin,
+        json!({"query": query, "variables": variables}),
+    )
+    .await
+}
+
+async fn graphql_configures_triggers_and_pages_runs(node: Node) {
+    setup(&node).await;
+    let set = "mutation($config: JSON!) { setFlowConfig(account: \"admin\", name: \"readings\", \
+        flowType: \"reset\", config: $config) { flowType configured paused config } }";
+    let (status, body) = graphql(
+        &node,
+        set,
+        json!({"config": {"trigger": {"kind": "schedule", "every": "0s"}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("trigger.every"),
+        "{body}"
+    );
+    let (status, body) = graphql(
+        &node,
+        set,
+        json!({"config": {"trigger": {"kind": "manual"},
+        "retry": {"maxAttempts": 2, "minDelay": "0s", "backoff": "linear"}}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["setFlowConfig"]["configured"], true);
+    assert_eq!(
+        body["data"]["setFlowConfig"]["config"]["retry"]["backoff"],
+        "linear"
+    );
+    let mut run_ids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = graphql(&node,
+            "mutation { triggerFlow(account: \"admin\", name: \"readings\", flowType: \"reset\") { runId status waitReason causes } }",
+            json!({})).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let run = &body["data"]["triggerFlow"];
+        assert_eq!(
+            (run["status"].clone(), run["waitReason"].clone()),
+            (json!("waiting"), json!("executor")),
+            "{run}"
+        );
+        let task = lease(&node, &["reset"], "g", 10_000).await;
+        assert_eq!(task["runId"], run["runId"]);
+        finish(&node, &task, "g", success()).await;
+        run_ids.push(run["runId"].as_i64().unwrap());
+    }
+    let page = "query($before: Int) { flowRuns(account: \"admin\", name: \"readings\", limit: 2, before: $before) \
+        { nextBefore runs { runId status outcome } } }";
+    let (_, first) = graphql(&node, page, json!({"before": null})).await;
+    let runs = &first["data"]["flowRuns"]["runs"];
+    assert_eq!(runs.as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(runs[0]["runId"], run_ids[2]);
+    assert_eq!(runs[0]["outcome"]["kind"], "success");
+    let before = first["data"]["flowRuns"]["nextBefore"].clone();
+    let (_, second) = graphql(&node, page, json!({"before": before})).await;
+    assert_eq!(second["data"]["flowRuns"]["runs"][0]["runId"], run_ids[0]);
+    assert_eq!(second["data"]["flowRuns"]["nextBefore"], Value::Null);
+    let (_, paused) = graphql(&node,
+        "mutation { pauseFlow(account: \"admin\", name: \"readings\", flowType: \"reset\") { paused } }", json!({})).await;
+    assert_eq!(paused["data"]["pauseFlow"]["paused"], true, "{paused}");
+    let (_, resumed) = graphql(&node,
+        "mutation { resumeFlow(account: \"admin\", name: \"readings\", flowType: \"reset\") { paused } }", json!({})).await;
+    assert_eq!(resumed["data"]["resumeFlow"]["paused"], false, "{resumed}");
+    let (_, run) = graphql(&node,
+        "mutation { triggerFlow(account: \"admin\", name: \"readings\", flowType: \"reset\") { runId } }", json!({})).await;
+    let run_id = run["data"]["triggerFlow"]["runId"].clone();
+    let (_, cancelled) = graphql(
+        &node,
+        "mutation($id: Int!) { cancelFlowRun(runId: $id) { status outcome } }",
+        json!({"id": run_id}),
+    )
+    .await;
+    assert_eq!(
+        cancelled["data"]["cancelFlowRun"]["outcome"]["kind"], "aborted",
+        "{cancelled}"
+    );
+    let (_, flows) = graphql(
+        &node,
+        "{ flows(account: \"admin\", name: \"readings\") { flowType paused consecutiveFailures } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(flows["data"]["flows"][0]["flowType"], "reset", "{flows}");
+}
+
+async fn flow_types_without_an_executor_are_refused(node: Node) {
+    setup(&node).await;
+    for flow_type in ["ingest", "compaction"] {
+        let answer = put_flow(
+            &node,
+            &format!("/datasets/admin/readings/flows/{flow_type}"),
+            json!({"trigger": {"kind": "schedule", "every": "1h"}}),
+        )
+        .await;
+        assert_error(
+            &answer,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            "not available yet",
+        );
+    }
 }

@@ -20,6 +20,9 @@ pub struct TransformConfig {
     /// Commit attempts when concurrent writers keep moving the head.
     pub max_commit_attempts: u32,
     pub engine: EngineConfig,
+    /// Takes transform and reset tasks from the control plane's queue (the function as a flow
+    /// executor, next to its HTTP routes).
+    pub tasks: Option<TaskWorkerConfig>,
 }
 
 impl Default for TransformConfig {
@@ -30,8 +33,44 @@ impl Default for TransformConfig {
             open_access: false,
             max_commit_attempts: 10,
             engine: EngineConfig::InProcess,
+            tasks: None,
         }
     }
+}
+
+/// How the function takes tasks from the control plane (`/tasks/lease` over HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskWorkerConfig {
+    /// The control plane; defaults to `control_plane.url`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A token of an administrator (or of a service account made one) that may take tasks.
+    pub token: String,
+    /// This executor's name in leases; unique per replica (defaults to a random one).
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// Tasks run at once.
+    #[serde(default = "default_task_concurrency")]
+    pub concurrency: usize,
+    /// A lease lasts this long unless renewed (renewed every third of it while running).
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// Pause between polls of an empty queue.
+    #[serde(default = "default_poll_millis")]
+    pub poll_millis: u64,
+}
+
+fn default_task_concurrency() -> usize {
+    2
+}
+
+fn default_lease_seconds() -> u64 {
+    60
+}
+
+fn default_poll_millis() -> u64 {
+    1000
 }
 
 /// Where steps are computed.

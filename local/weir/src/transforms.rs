@@ -98,13 +98,32 @@ impl TransformRuns for FlowRuns {
     }
 }
 
-/// The transform function's context, executing transform and reset tasks in this process.
-pub async fn start(control_plane: &Arc<ControlPlane>) -> Result<Arc<TransformContext>, String> {
+/// The transform function's context; with `executor`, executing transform and reset tasks in
+/// this process.
+pub async fn start(
+    control_plane: &Arc<ControlPlane>,
+    executor: bool,
+) -> Result<Arc<TransformContext>, String> {
     let mut transformer = Transformer::new(control_plane.store.clone(), Arc::new(DataFusionEngine));
     // Publishes `block-committed` for the transform's commits, so derivatives of derivatives run.
     transformer.listeners.push(Arc::new(NotifyListener::new(
         control_plane.commit_notifier("transform"),
     )));
+    if executor {
+        spawn_executor(control_plane, transformer.clone()).await?;
+    }
+    Ok(Arc::new(TransformContext {
+        store: control_plane.store.clone(),
+        transformer,
+        access: control_plane.access_policy(),
+        runs: Some(Arc::new(FlowRuns(control_plane.clone()))),
+    }))
+}
+
+async fn spawn_executor(
+    control_plane: &Arc<ControlPlane>,
+    transformer: Transformer,
+) -> Result<(), String> {
     let requeued = control_plane
         .flows
         .tasks
@@ -120,9 +139,7 @@ pub async fn start(control_plane: &Arc<ControlPlane>) -> Result<Arc<TransformCon
     let source: Arc<dyn TaskSource> = Arc::new(LocalTaskSource(control_plane.flows.clone()));
     tokio::spawn(weir_function_runtime::task::run_worker(
         source,
-        Arc::new(TransformTaskHandler {
-            transformer: transformer.clone(),
-        }),
+        Arc::new(TransformTaskHandler { transformer }),
         WorkerOptions {
             executor: EXECUTOR.to_string(),
             kinds: weir_transform::tasks::TASK_KINDS.to_vec(),
@@ -132,10 +149,5 @@ pub async fn start(control_plane: &Arc<ControlPlane>) -> Result<Arc<TransformCon
         },
         control_plane.flows.worker_wake.clone(),
     ));
-    Ok(Arc::new(TransformContext {
-        store: control_plane.store.clone(),
-        transformer,
-        access: control_plane.access_policy(),
-        runs: Some(Arc::new(FlowRuns(control_plane.clone()))),
-    }))
+    Ok(())
 }

@@ -3,7 +3,8 @@
 //!
 //! Embedded defaults (no flags): SQLite at `DIR/metadata.db`, datasets under `DIR/datasets`,
 //! the in-process event bus, a signing key kept in `DIR/signing.key`. `--config FILE` reads
-//! `control_plane:`, `ingest:` and `query:` sections instead (PostgreSQL, S3, NATS).
+//! `control_plane:`, `ingest:`, `query:` and `transform:` sections instead (PostgreSQL, S3,
+//! NATS).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,24 @@ pub struct UpConfig {
     pub control_plane: Option<ControlPlaneConfig>,
     pub ingest: IngestConfig,
     pub query: QueryConfig,
+    pub transform: TransformUpConfig,
+}
+
+/// The transform function under `weir up`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransformUpConfig {
+    /// Whether this process executes transform tasks; off when transform functions deployed
+    /// apart take them from the queue.
+    pub in_process_executor: bool,
+}
+
+impl Default for TransformUpConfig {
+    fn default() -> Self {
+        Self {
+            in_process_executor: true,
+        }
+    }
 }
 
 fn embedded_config(data_dir: &Path) -> Result<ControlPlaneConfig, String> {
@@ -158,7 +177,8 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         }
     });
 
-    let transform = crate::transforms::start(&control_plane).await?;
+    let transform =
+        crate::transforms::start(&control_plane, config.transform.in_process_executor).await?;
 
     let token = admin_token(&control_plane, &options.data_dir).await?;
     let router = weir_function_runtime::with_json_errors(
