@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use weir_function_runtime::task::TaskKind as FlowType;
+pub use weir_tasks::TaskKind as FlowType;
 
 use crate::cron::Cron;
 use crate::duration::{format_duration, parse_duration};

@@ -4,7 +4,7 @@
 //! leader's scheduler call them concurrently.
 
 use async_trait::async_trait;
-use weir_function_runtime::task::{LeasedTask, TaskKind};
+use weir_tasks::{LeasedTask, TaskKind};
 
 use crate::error::FlowResult;
 use crate::model::{FlowConfig, FlowKey};

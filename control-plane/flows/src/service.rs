@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weir_function_runtime::task::{LeasedTask, TaskKind, TaskOutcome};
+use weir_tasks::{LeasedTask, TaskKind, TaskOutcome};
 
 use crate::error::{FieldError, FlowError, FlowResult};
 use crate::model::{

@@ -7,8 +7,8 @@ use weir_flows::model::{FlowConfig, FlowKey, FlowType, StopPolicy, Trigger};
 use weir_flows::repository::{MergePlan, Resolution, RunFilter};
 use weir_flows::run::{Cause, Priority, RunOutcome, RunStatus, WaitReason};
 use weir_flows::{FlowError, FlowRepository, SqlFlowStore, TaskRepository};
-use weir_function_runtime::task::TaskKind;
 use weir_metastore::SqlMetastore;
+use weir_tasks::TaskKind;
 
 struct Store {
     store: Arc<SqlFlowStore>,

@@ -197,6 +197,48 @@ fn event_bus_knows_neither_database_nor_storage_nor_http() {
 }
 
 #[test]
+fn flows_know_neither_odf_nor_storage_nor_http_nor_functions() {
+    // Flows are scheduling over a database: the control plane wires them to datasets and HTTP.
+    assert_free_of(
+        "weir-flows",
+        &[
+            "weir-odf",
+            "weir-dataset",
+            "weir-function-runtime",
+            "weir-events",
+            "weir-transform",
+            "weir-ingest",
+            "datafusion",
+            "object_store",
+            "axum",
+            "hyper",
+            "reqwest",
+            "async-graphql",
+            "lambda_http",
+            "async-nats",
+            "kube",
+        ],
+    );
+}
+
+#[test]
+fn task_protocol_is_plain_data_and_a_loop() {
+    // Shared by the queue (weir-flows) and executors (functions): it may not pull either in.
+    let mut forbidden = SERVING_AND_INFRA.to_vec();
+    forbidden.extend([
+        "weir-flows",
+        "weir-metastore",
+        "weir-function-runtime",
+        "weir-odf",
+        "weir-dataset",
+        "reqwest",
+        "hyper",
+        "datafusion",
+    ]);
+    assert_free_of("weir-tasks", &forbidden);
+}
+
+#[test]
 fn control_plane_does_not_depend_on_functions() {
     assert_free_of(
         "weir-control-plane",
@@ -211,6 +253,7 @@ fn functions_do_not_depend_on_the_control_plane_or_its_database() {
             function,
             &[
                 "weir-control-plane",
+                "weir-flows",
                 "weir-metastore",
                 "weir-events",
                 "sqlx",
@@ -243,6 +286,8 @@ fn only_the_transform_and_query_functions_speak_grpc() {
         "weir-function-runtime",
         "weir-metastore",
         "weir-events",
+        "weir-flows",
+        "weir-tasks",
     ] {
         assert_free_of(name, &["tonic", "prost"]);
     }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sqlx::Acquire;
-use weir_function_runtime::task::{LeasedTask, TaskKind};
+use weir_tasks::{LeasedTask, TaskKind};
 
 use super::runs::release_throttled;
 use super::{SqlFlowStore, fetch_run, get, to_json};
