@@ -72,6 +72,8 @@ pub trait FlowRepository: Send + Sync {
     /// Adds the cause to the flow's pending run (waiting, or queued and not started), or starts
     /// a waiting run with it. Returns the run.
     async fn merge_cause(&self, key: &FlowKey, plan: &MergePlan, now: i64) -> FlowResult<FlowRun>;
+    /// When the next waiting or retrying run becomes due, if any has a due time.
+    async fn next_due_at(&self) -> FlowResult<Option<i64>>;
     /// Waiting and retrying runs due at `now`, highest priority first.
     async fn due_runs(&self, now: i64, limit: i64) -> FlowResult<Vec<FlowRun>>;
     /// Queues a task for a due run, unless another run of its flow is active (the run then

@@ -54,6 +54,11 @@ pub fn check_fits(flow_type: FlowType, target: Target) -> Result<(), FieldError>
     ))
 }
 
+/// Whether a binding from `FlowService::effective` has a row in the store.
+fn is_stored(binding: &FlowBinding) -> bool {
+    binding.updated_at != 0
+}
+
 pub fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -99,7 +104,8 @@ impl FlowService {
         }
     }
 
-    /// The stored binding, else the default one (not stored until it runs).
+    /// The stored binding, else the default one (not stored until it runs; its `updated_at` is
+    /// 0, see `is_stored`).
     pub async fn effective(
         &self,
         key: &FlowKey,
@@ -195,7 +201,7 @@ impl FlowService {
                 key.flow_type.as_str()
             ))
         })?;
-        if !binding.configured {
+        if !is_stored(&binding) {
             self.flows
                 .ensure_binding(key, &binding.config, now_millis())
                 .await?;
@@ -437,11 +443,15 @@ impl FlowService {
         Ok(run)
     }
 
-    /// On the leader: re-queues tasks of dead executors, then queues a task for every due run.
+    /// On the leader: re-queues tasks of dead executors (when `requeue_expired`), then queues a
+    /// task for every due run.
     /// Returns how many tasks were queued.
-    pub async fn dispatch_due(&self, limit: i64) -> FlowResult<usize> {
+    pub async fn dispatch_due(&self, limit: i64, requeue_expired: bool) -> FlowResult<usize> {
         let now = now_millis();
-        let requeued = self.tasks.requeue_expired(now).await?;
+        let requeued = match requeue_expired {
+            true => self.tasks.requeue_expired(now).await?,
+            false => 0,
+        };
         let mut queued = 0;
         for run in self.flows.due_runs(now, limit).await? {
             let recover = run
@@ -477,7 +487,9 @@ impl FlowService {
             }
         }
         if queued > 0 || requeued > 0 {
+            // Wakes the idle workers, and keeps a wake for one that is between two polls.
             self.worker_wake.notify_waiters();
+            self.worker_wake.notify_one();
         }
         Ok(queued)
     }
@@ -509,14 +521,16 @@ impl FlowService {
     }
 }
 
-/// The leader's loop: dispatches due runs when woken or every `tick`. `is_leader` is asked on
-/// every round, so a replica that loses the lease stops at once.
+/// The leader's loop: dispatches due runs, then sleeps until the next run is due, it is woken
+/// (a cause arrived, a task finished), or `tick` passed (expired leases, other replicas' API
+/// calls). `is_leader` is asked on every round, so a replica that loses the lease stops at once.
 pub async fn run_scheduler(
     service: Arc<FlowService>,
     is_leader: impl Fn() -> bool + Send + 'static,
     tick: Duration,
 ) {
     let mut was_leader = false;
+    let mut last_requeue: Option<std::time::Instant> = None;
     loop {
         let leader = is_leader();
         if leader && !was_leader {
@@ -530,8 +544,13 @@ pub async fn run_scheduler(
             was_leader = false;
         }
         if leader {
+            // Expired leases are looked for at most every 100 ms, not on every wake.
+            let requeue = last_requeue.is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
+            if requeue {
+                last_requeue = Some(std::time::Instant::now());
+            }
             loop {
-                match service.dispatch_due(500).await {
+                match service.dispatch_due(500, requeue).await {
                     Ok(500..) => continue,
                     Ok(_) => break,
                     Err(error) => {
@@ -541,6 +560,17 @@ pub async fn run_scheduler(
                 }
             }
         }
-        let _ = tokio::time::timeout(tick, service.scheduler_wake.notified()).await;
+        let mut wait = tick;
+        if leader {
+            match service.flows.next_due_at().await {
+                Ok(Some(due)) => {
+                    let until = (due - now_millis()).max(0) as u64;
+                    wait = wait.min(Duration::from_millis(until));
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, "cannot read the next due run"),
+            }
+        }
+        let _ = tokio::time::timeout(wait, service.scheduler_wake.notified()).await;
     }
 }

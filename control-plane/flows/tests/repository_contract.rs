@@ -266,11 +266,13 @@ async fn buffering_threshold_makes_a_run_due(s: Store) {
         records,
         due_at_records: Some((10, now)),
     };
+    assert_eq!(store.next_due_at().await.unwrap(), None);
     let run = store.merge_cause(&a, &buffering(4, T0), T0).await.unwrap();
     assert_eq!(
         (run.due_at, run.wait_reason),
         (Some(T0 + 60_000), Some(WaitReason::Batching))
     );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(T0 + 60_000));
     assert!(store.due_runs(T0 + 100, 10).await.unwrap().is_empty());
     let run = store
         .merge_cause(&a, &buffering(5, T0 + 100), T0 + 100)

@@ -271,6 +271,16 @@ impl FlowRepository for SqlFlowStore {
         ))
     }
 
+    async fn next_due_at(&self) -> FlowResult<Option<i64>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(due_at) FROM flow_runs WHERE status IN ('waiting', 'retrying') \
+             AND due_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next)
+    }
+
     async fn due_runs(&self, now: i64, limit: i64) -> FlowResult<Vec<FlowRun>> {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM flow_runs WHERE status IN ('waiting', 'retrying') \
