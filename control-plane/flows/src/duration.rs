@@ -39,7 +39,7 @@ pub fn format_duration(duration: Duration) -> String {
         ("min", 60_000),
         ("s", 1000),
     ] {
-        if millis >= unit && millis % unit == 0 {
+        if millis >= unit && millis.is_multiple_of(unit) {
             return format!("{}{name}", millis / unit);
         }
     }

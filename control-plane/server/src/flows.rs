@@ -207,7 +207,7 @@ impl TaskHandler for GcHandler {
         match self.0.store.sweep_unreferenced(grace).await {
             Ok(report) => TaskOutcome::Success {
                 changed: report.deleted > 0,
-                details: serde_json::to_value(&report).unwrap_or_default(),
+                details: serde_json::to_value(report).unwrap_or_default(),
             },
             Err(error) => TaskOutcome::Failed {
                 error_kind: "storage".to_string(),

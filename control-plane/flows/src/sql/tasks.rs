@@ -214,21 +214,18 @@ impl TaskRepository for SqlFlowStore {
                 Some(true)
             }
         };
-        match failures {
-            Some(failed) => {
-                sqlx::query(
-                    "UPDATE flow_bindings SET consecutive_failures = \
-                     CASE WHEN $1 = 1 THEN consecutive_failures + 1 ELSE 0 END \
-                     WHERE dataset_id = $2 AND flow_type = $3",
-                )
-                .bind(i64::from(failed))
-                .bind(&run.key.dataset_id)
-                .bind(run.key.flow_type.as_str())
-                .execute(&mut *transaction)
-                .await?;
-                release_throttled(&mut transaction, &run.key, now).await?;
-            }
-            None => {}
+        if let Some(failed) = failures {
+            sqlx::query(
+                "UPDATE flow_bindings SET consecutive_failures = \
+                 CASE WHEN $1 = 1 THEN consecutive_failures + 1 ELSE 0 END \
+                 WHERE dataset_id = $2 AND flow_type = $3",
+            )
+            .bind(i64::from(failed))
+            .bind(&run.key.dataset_id)
+            .bind(run.key.flow_type.as_str())
+            .execute(&mut *transaction)
+            .await?;
+            release_throttled(&mut transaction, &run.key, now).await?;
         }
         let run = fetch_run(&mut *transaction, run_id).await?;
         transaction.commit().await?;
