@@ -190,7 +190,12 @@ async fn main() {
     tokio::spawn(weir_flows::service::run_scheduler(
         service.clone(),
         || true,
-        Duration::from_secs(1),
+        Duration::from_millis(
+            std::env::var("BENCH_TICK_MILLIS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000),
+        ),
     ));
     let recorder = Arc::new(Recorder {
         flows: service.clone(),
@@ -203,7 +208,12 @@ async fn main() {
             executor: "bench".to_string(),
             kinds: vec![TaskKind::Reset, TaskKind::Transform],
             lease: Duration::from_secs(60),
-            idle_poll: Duration::from_millis(500),
+            idle_poll: Duration::from_millis(
+                std::env::var("BENCH_POLL_MILLIS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(500),
+            ),
             concurrency: 16,
         },
         service.worker_wake.clone(),
