@@ -57,6 +57,7 @@ on_both_databases!(
     permissions_follow_the_dataset,
     graphql_configures_triggers_and_pages_runs,
     flow_types_without_an_executor_are_refused,
+    odf_flow_manifests_apply_or_name_what_they_cannot,
 );
 
 async fn setup(node: &Node) {
@@ -805,4 +806,80 @@ async fn flow_types_without_an_executor_are_refused(node: Node) {
             "not available yet",
         );
     }
+}
+
+const GC_MANIFEST: &str = "
+$schema: https://opendatafabric.org/schemas/flow/v1alpha1/Flow
+headers:
+  name: gc-datasets
+spec:
+  target: Dataset:%
+  triggers:
+    - kind: Schedule
+      cron: \"@daily\"
+  tasks:
+    - kind: GarbageCollection
+";
+
+async fn odf_flow_manifests_apply_or_name_what_they_cannot(node: Node) {
+    let answer = node
+        .call(
+            Method::POST,
+            "/flows",
+            Some(&node.admin),
+            Some(("application/yaml", GC_MANIFEST.to_string())),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    assert_eq!(answer.1[0]["flowType"], "gc");
+    let (_, gc) = node.get("/system/flows/gc", Some(&node.admin)).await;
+    assert_eq!(gc["config"]["trigger"]["cron"], "@daily", "{gc}");
+    assert_eq!(gc["configured"], true);
+    let polling = GC_MANIFEST
+        .replace("Dataset:%", "Dataset:ca.bankofcanada")
+        .replace(
+            "- kind: GarbageCollection",
+            "- kind: Ingest\n      source: ca.bankofcanada",
+        );
+    let answer = node
+        .call(
+            Method::POST,
+            "/flows",
+            Some(&node.admin),
+            Some(("application/yaml", polling)),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "spec.tasks[0].kind",
+    );
+    let answer = node
+        .call(
+            Method::POST,
+            "/flows",
+            Some(&node.admin),
+            Some((
+                "application/yaml",
+                GC_MANIFEST.replace("headers:", "headerz:"),
+            )),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "flow manifest",
+    );
+    let stranger = node.user("stranger").await;
+    let answer = node
+        .call(
+            Method::POST,
+            "/flows",
+            Some(&stranger),
+            Some(("application/yaml", GC_MANIFEST.to_string())),
+        )
+        .await;
+    assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
 }

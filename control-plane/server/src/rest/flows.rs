@@ -40,6 +40,7 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
             get(get_system_flow).put(put_system_flow),
         )
         .route("/system/flows/{flow_type}/{action}", post(system_action))
+        .route("/flows", post(apply_manifest))
         .route("/flows/runs/{run_id}", get(get_run))
         .route("/flows/runs/{run_id}/cancel", post(cancel_run))
         .route("/tasks/lease", post(lease_task))
@@ -389,4 +390,41 @@ async fn finish_task(
             .await
             .map_err(crate::ServiceError::from)?,
     ))
+}
+
+/// Applies an ODF `Flow` manifest (YAML or JSON): every flow it maps to is stored, or none.
+async fn apply_manifest(
+    State(control_plane): AppState,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Vec<FlowView>>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::invalid_input("the flow manifest is not UTF-8"))?;
+    let value: serde_json::Value = serde_yaml::from_str(text)
+        .map_err(|error| ApiError::invalid_input(format!("invalid flow manifest: {error}")))?;
+    let manifest: weir_flows::manifest::FlowManifest = serde_path_to_error::deserialize(value)
+        .map_err(|error| {
+            ApiError::invalid_input(format!(
+                "invalid flow manifest field `{}`: {}",
+                error.path(),
+                error.inner()
+            ))
+        })?;
+    let planned = weir_flows::manifest::plan(&manifest)
+        .map_err(|error| ApiError::invalid_input(format!("invalid flow manifest {error}")))?;
+    let api = control_plane.flows_api();
+    let mut views = Vec::new();
+    for flow in planned {
+        let target = if flow.key.dataset_id.is_empty() {
+            crate::services::flows::FlowsApi::require_system(&caller)?;
+            weir_flows::Target::System
+        } else {
+            return Err(ApiError::internal(
+                "dataset flows from manifests are not mapped",
+            ));
+        };
+        views.push(api.configure(&flow.key, target, flow.config).await?);
+    }
+    Ok(Json(views))
 }

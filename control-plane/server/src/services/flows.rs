@@ -202,6 +202,10 @@ impl FlowsApi {
         Ok(self.flows.cancel(run_id, &who).await?)
     }
 
+    pub fn require_system(caller: &Caller) -> ServiceResult<()> {
+        require_admin(caller, "system flows")
+    }
+
     pub fn require_executor(caller: &Caller) -> ServiceResult<()> {
         require_admin(caller, "taking tasks")
     }

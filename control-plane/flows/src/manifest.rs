@@ -1,0 +1,236 @@
+//! ODF `Flow` resources (`https://opendatafabric.org/schemas/flow/v1alpha1/Flow`): what a
+//! manifest asks for, mapped onto Weir's flows. Today a `GarbageCollection` task over every
+//! dataset becomes the system GC flow; task kinds Weir cannot execute yet are refused naming the
+//! field, never half applied.
+
+use serde::Deserialize;
+
+use crate::error::FieldError;
+use crate::model::{FlowConfig, FlowKey, FlowType, StopPolicy, Trigger};
+
+pub const FLOW_SCHEMA: &str = "https://opendatafabric.org/schemas/flow/v1alpha1/Flow";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowManifest {
+    #[serde(rename = "$schema")]
+    pub schema: String,
+    pub headers: Headers,
+    pub spec: FlowSpec,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Headers {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSpec {
+    pub target: serde_json::Value,
+    pub triggers: Vec<serde_json::Value>,
+    pub tasks: Vec<serde_json::Value>,
+}
+
+/// What applying a manifest stores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedFlow {
+    pub key: FlowKey,
+    pub config: FlowConfig,
+}
+
+fn field(path: &str, message: impl Into<String>) -> FieldError {
+    FieldError::new(path, message)
+}
+
+/// Whether the target selects every dataset (`Dataset:%`, or `{type: Dataset, name: '%'}`
+/// without labels).
+fn targets_every_dataset(target: &serde_json::Value) -> Result<bool, FieldError> {
+    match target {
+        serde_json::Value::String(text) => match text.split_once(':') {
+            Some(("Dataset", pattern)) => Ok(pattern == "%"),
+            _ => Err(field(
+                "spec.target",
+                format!("`{text}` is not `Dataset:<name pattern>`"),
+            )),
+        },
+        serde_json::Value::Object(object) => {
+            if object.get("type").and_then(|t| t.as_str()) != Some("Dataset") {
+                return Err(field("spec.target.type", "only `Dataset` targets exist"));
+            }
+            let labels = object
+                .get("labels")
+                .and_then(|labels| labels.as_object())
+                .is_some_and(|labels| !labels.is_empty());
+            Ok(object.get("name").and_then(|n| n.as_str()) == Some("%") && !labels)
+        }
+        _ => Err(field(
+            "spec.target",
+            "expected `Dataset:<name pattern>` or a selector object",
+        )),
+    }
+}
+
+fn trigger_of(triggers: &[serde_json::Value]) -> Result<Trigger, FieldError> {
+    let [trigger] = triggers else {
+        return Err(field(
+            "spec.triggers",
+            format!(
+                "Weir runs a flow on exactly one trigger; got {}",
+                triggers.len()
+            ),
+        ));
+    };
+    match trigger.get("kind").and_then(|k| k.as_str()) {
+        Some("Schedule") => {
+            let cron = trigger
+                .get("cron")
+                .and_then(|c| c.as_str())
+                .ok_or_else(|| field("spec.triggers[0].cron", "a Schedule trigger needs `cron`"))?;
+            Ok(Trigger::Schedule {
+                every: None,
+                cron: Some(cron.to_string()),
+            })
+        }
+        Some(kind @ ("Event" | "Source" | "Dataset")) => Err(field(
+            "spec.triggers[0].kind",
+            format!("`{kind}` triggers do not fit this task; use a Schedule"),
+        )),
+        other => Err(field(
+            "spec.triggers[0].kind",
+            format!("unknown trigger kind {other:?}: expected Schedule, Event, Source or Dataset"),
+        )),
+    }
+}
+
+/// Maps a manifest onto flows, or names the first field Weir cannot honour.
+pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
+    if manifest.schema != FLOW_SCHEMA {
+        return Err(field("$schema", format!("expected `{FLOW_SCHEMA}`")));
+    }
+    if manifest.headers.name.trim().is_empty() {
+        return Err(field("headers.name", "must not be empty"));
+    }
+    let [task] = &manifest.spec.tasks[..] else {
+        return Err(field(
+            "spec.tasks",
+            format!(
+                "Weir runs one task per flow; got {}",
+                manifest.spec.tasks.len()
+            ),
+        ));
+    };
+    let kind = task
+        .get("kind")
+        .and_then(|k| k.as_str())
+        .unwrap_or_default();
+    match kind {
+        "GarbageCollection" => {
+            if !targets_every_dataset(&manifest.spec.target)? {
+                return Err(field(
+                    "spec.target",
+                    "garbage collection sweeps the whole node's storage: target `Dataset:%`",
+                ));
+            }
+            let config = FlowConfig {
+                trigger: trigger_of(&manifest.spec.triggers)?,
+                retry: None,
+                stop: StopPolicy::Never,
+            };
+            config
+                .clone()
+                .check(FlowType::Gc)
+                .map_err(|error| FieldError {
+                    field: format!(
+                        "spec.triggers[0].{}",
+                        error.field.trim_start_matches("trigger.")
+                    ),
+                    message: error.message,
+                })?;
+            Ok(vec![PlannedFlow {
+                key: FlowKey::system(FlowType::Gc),
+                config,
+            }])
+        }
+        "Ingest" | "Compaction" => Err(field(
+            "spec.tasks[0].kind",
+            format!("{kind} tasks are not available yet: this node has no executor for them"),
+        )),
+        "WebhookCall" => Err(field(
+            "spec.tasks[0].kind",
+            "WebhookCall tasks are not available yet (webhooks come with governance)",
+        )),
+        other => Err(field(
+            "spec.tasks[0].kind",
+            format!("unknown task kind `{other}`"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(yaml_like_json: serde_json::Value) -> FlowManifest {
+        serde_json::from_value(yaml_like_json).unwrap()
+    }
+
+    fn gc(target: serde_json::Value, cron: &str) -> serde_json::Value {
+        serde_json::json!({
+            "$schema": FLOW_SCHEMA,
+            "headers": {"name": "gc-datasets"},
+            "spec": {"target": target, "triggers": [{"kind": "Schedule", "cron": cron}],
+                     "tasks": [{"kind": "GarbageCollection"}]}
+        })
+    }
+
+    #[test]
+    fn garbage_collection_of_every_dataset_is_the_system_gc_flow() {
+        let planned = plan(&manifest(gc(serde_json::json!("Dataset:%"), "@daily"))).unwrap();
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].key, FlowKey::system(FlowType::Gc));
+        assert_eq!(
+            planned[0].config.trigger,
+            Trigger::Schedule {
+                every: None,
+                cron: Some("@daily".to_string())
+            }
+        );
+        let selector = serde_json::json!({"type": "Dataset", "name": "%"});
+        assert!(plan(&manifest(gc(selector, "0 3 * * *"))).is_ok());
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_is_named() {
+        let cases = [
+            (
+                gc(serde_json::json!("Dataset:sensor.%"), "@daily"),
+                "spec.target",
+            ),
+            (
+                gc(serde_json::json!("Dataset:%"), "99 * * * *"),
+                "spec.triggers[0].cron",
+            ),
+            (gc(serde_json::json!("Account:x"), "@daily"), "spec.target"),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(plan(&manifest(json)).unwrap_err().field, expected);
+        }
+        let mut ingest = gc(serde_json::json!("Dataset:ca.bankofcanada"), "*/30 * * * *");
+        ingest["spec"]["tasks"] =
+            serde_json::json!([{"kind": "Ingest", "source": "ca.bankofcanada"}]);
+        let error = plan(&manifest(ingest)).unwrap_err();
+        assert_eq!(error.field, "spec.tasks[0].kind");
+        assert!(error.message.contains("not available yet"));
+        let mut event = gc(serde_json::json!("Dataset:%"), "@daily");
+        event["spec"]["triggers"] =
+            serde_json::json!([{"kind": "Event", "events": {"type": "dataset.ref.updated"}}]);
+        assert_eq!(
+            plan(&manifest(event)).unwrap_err().field,
+            "spec.triggers[0].kind"
+        );
+        let mut schema = gc(serde_json::json!("Dataset:%"), "@daily");
+        schema["$schema"] = serde_json::json!("https://example.com/Other");
+        assert_eq!(plan(&manifest(schema)).unwrap_err().field, "$schema");
+    }
+}
