@@ -11,59 +11,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use weir_flows::executor::LocalTaskSource;
 use weir_flows::model::{FlowConfig, FlowKey, FlowType, StopPolicy, Trigger};
 use weir_flows::run::Cause;
 use weir_flows::service::{Target, now_millis};
-use weir_flows::{FlowError, FlowService, SqlFlowStore};
+use weir_flows::{FlowService, SqlFlowStore};
 use weir_metastore::SqlMetastore;
-use weir_tasks::{
-    LeasedTask, TaskHandler, TaskKind, TaskOutcome, TaskSource, TaskSourceError, WorkerOptions,
-};
-
-struct Source(Arc<FlowService>);
-
-fn lost(error: FlowError) -> TaskSourceError {
-    match error {
-        FlowError::LeaseLost(task) => TaskSourceError::LeaseLost(task),
-        other => TaskSourceError::Unavailable(Box::new(other)),
-    }
-}
-
-#[async_trait::async_trait]
-impl TaskSource for Source {
-    async fn lease(
-        &self,
-        kinds: &[TaskKind],
-        executor: &str,
-        lease: Duration,
-    ) -> Result<Option<LeasedTask>, TaskSourceError> {
-        self.0.lease(kinds, executor, lease).await.map_err(lost)
-    }
-    async fn heartbeat(
-        &self,
-        task: &LeasedTask,
-        executor: &str,
-        lease: Duration,
-    ) -> Result<(), TaskSourceError> {
-        self.0
-            .heartbeat(task.task_id, executor, lease)
-            .await
-            .map(|_| ())
-            .map_err(lost)
-    }
-    async fn finish(
-        &self,
-        task: &LeasedTask,
-        executor: &str,
-        outcome: TaskOutcome,
-    ) -> Result<(), TaskSourceError> {
-        self.0
-            .finish(task.task_id, executor, outcome)
-            .await
-            .map(|_| ())
-            .map_err(lost)
-    }
-}
+use weir_tasks::{LeasedTask, TaskHandler, TaskKind, TaskOutcome, WorkerOptions};
 
 /// Records when each task was taken against when its run was due (its first cause).
 struct Recorder {
@@ -202,7 +156,7 @@ async fn main() {
         delays: Mutex::new(Vec::new()),
     });
     tokio::spawn(weir_tasks::run_worker(
-        Arc::new(Source(service.clone())),
+        Arc::new(LocalTaskSource(service.clone())),
         recorder.clone(),
         WorkerOptions {
             executor: "bench".to_string(),

@@ -11,6 +11,7 @@
 pub mod cron;
 pub mod duration;
 pub mod error;
+pub mod executor;
 pub mod manifest;
 pub mod model;
 pub mod repository;

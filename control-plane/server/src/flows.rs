@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use weir_events::{EventEnvelope, WeirEvent};
+use weir_flows::executor::LocalTaskSource;
 use weir_flows::{FlowError, FlowService, SqlFlowStore};
 use weir_function_runtime::task::{
-    LeasedTask, TaskHandler, TaskKind, TaskOutcome, TaskSource, TaskSourceError, WorkerOptions,
+    LeasedTask, TaskHandler, TaskKind, TaskOutcome, TaskSource, WorkerOptions,
 };
 use weir_odf::{DatasetId, MetadataEvent, Multihash};
 
@@ -144,57 +145,6 @@ async fn on_event(
             .await?;
     }
     Ok(())
-}
-
-/// The control plane's own queue, for executors in this process.
-pub struct LocalTaskSource(pub Arc<FlowService>);
-
-fn source_error(error: FlowError) -> TaskSourceError {
-    match error {
-        FlowError::LeaseLost(task) => TaskSourceError::LeaseLost(task),
-        other => TaskSourceError::Unavailable(Box::new(other)),
-    }
-}
-
-#[async_trait::async_trait]
-impl TaskSource for LocalTaskSource {
-    async fn lease(
-        &self,
-        kinds: &[TaskKind],
-        executor: &str,
-        lease: Duration,
-    ) -> Result<Option<LeasedTask>, TaskSourceError> {
-        self.0
-            .lease(kinds, executor, lease)
-            .await
-            .map_err(source_error)
-    }
-
-    async fn heartbeat(
-        &self,
-        task: &LeasedTask,
-        executor: &str,
-        lease: Duration,
-    ) -> Result<(), TaskSourceError> {
-        self.0
-            .heartbeat(task.task_id, executor, lease)
-            .await
-            .map(|_| ())
-            .map_err(source_error)
-    }
-
-    async fn finish(
-        &self,
-        task: &LeasedTask,
-        executor: &str,
-        outcome: TaskOutcome,
-    ) -> Result<(), TaskSourceError> {
-        self.0
-            .finish(task.task_id, executor, outcome)
-            .await
-            .map(|_| ())
-            .map_err(source_error)
-    }
 }
 
 /// The system GC flow's task: the sweep of unreferenced storage objects.

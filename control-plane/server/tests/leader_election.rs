@@ -27,22 +27,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn fresh_database() -> String {
-    use sqlx::Connection;
-    let admin_url = std::env::var("WEIR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&admin_url)
-        .await
-        .expect("postgresql runs");
-    let database = format!("weir_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {database}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    format!("{}/{database}", admin_url.rsplit_once('/').unwrap().0)
-}
-
 fn start(config: &std::path::Path, instance: &str) -> Replica {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_weir-control-plane"))
@@ -109,7 +93,7 @@ fn write_config(directory: &tempfile::TempDir, database_url: &str) -> std::path:
 
 #[tokio::test]
 async fn standby_takes_over_when_the_leader_dies() {
-    let database_url = fresh_database().await;
+    let database_url = common::fresh_postgres().await;
     let directory = tempfile::tempdir().unwrap();
     let config = write_config(&directory, &database_url);
     let client = reqwest::Client::new();
@@ -185,7 +169,7 @@ async fn lease(client: &reqwest::Client, replica: &Replica, token: &str) -> serd
 
 #[tokio::test]
 async fn flows_survive_a_leader_kill() {
-    let database_url = fresh_database().await;
+    let database_url = common::fresh_postgres().await;
     let directory = tempfile::tempdir().unwrap();
     let config = write_config(&directory, &database_url);
     let client = reqwest::Client::new();

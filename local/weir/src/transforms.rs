@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use weir_control_plane::ControlPlane;
-use weir_control_plane::flows::LocalTaskSource;
+use weir_flows::executor::LocalTaskSource;
 use weir_flows::model::{FlowKey, FlowType};
 use weir_flows::repository::RunFilter;
 use weir_flows::{RunOutcome, RunStatus, Target};
