@@ -534,11 +534,20 @@ pub async fn run_scheduler(
     loop {
         let leader = is_leader();
         if leader && !was_leader {
-            if let Err(error) = service.ensure_schedules().await {
-                tracing::warn!(%error, "cannot restore flow schedules");
-            } else {
-                was_leader = true;
-            }
+            // Restoring schedules reads every binding: it runs beside dispatch, not before it.
+            was_leader = true;
+            let restoring = service.clone();
+            tokio::spawn(async move {
+                for attempt in 0..10u32 {
+                    match restoring.ensure_schedules().await {
+                        Ok(()) => return,
+                        Err(error) => {
+                            tracing::warn!(%error, attempt, "cannot restore flow schedules")
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(1 << attempt.min(5))).await;
+                }
+            });
         }
         if !leader {
             was_leader = false;
