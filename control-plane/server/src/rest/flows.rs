@@ -52,6 +52,9 @@ fn parse_config(body: &[u8]) -> Result<FlowConfig, ApiError> {
     Ok(crate::services::flows::parse_config(body)?)
 }
 
+/// Every flow of a dataset: configured ones and the defaults (reader role).
+#[utoipa::path(get, path = "/datasets/{owner}/{name}/flows", tag = "flows", params(("owner" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "the flows"), (status = 404, description = "no such dataset, or not readable")))]
 async fn list_flows(
     State(control_plane): AppState,
     Path((owner, name)): Path<(String, String)>,
@@ -66,6 +69,9 @@ async fn list_flows(
     ))
 }
 
+/// One flow of a dataset (reader role).
+#[utoipa::path(get, path = "/datasets/{owner}/{name}/flows/{flow_type}", tag = "flows", params(("owner" = String, Path), ("name" = String, Path), ("flow_type" = String, Path, description = "transform, reset, gc, ingest or compaction")),
+    responses((status = 200, description = "the flow: config, paused, stopReason, consecutiveFailures")))]
 async fn get_flow(
     State(control_plane): AppState,
     Path((owner, name, flow_type)): Path<(String, String, String)>,
@@ -79,6 +85,10 @@ async fn get_flow(
     Ok(Json(api.get(&key, target).await?))
 }
 
+/// Configures a flow (maintainer role); see docs/protocols/flows.md for the config.
+#[utoipa::path(put, path = "/datasets/{owner}/{name}/flows/{flow_type}", tag = "flows", params(("owner" = String, Path), ("name" = String, Path), ("flow_type" = String, Path, description = "transform, reset, gc, ingest or compaction")),
+    request_body(content = String, description = "flow config (JSON): trigger, retry, stop", content_type = "application/json"),
+    responses((status = 200, description = "the stored flow"), (status = 400, description = "a field out of range, named")))]
 async fn put_flow(
     State(control_plane): AppState,
     Path((owner, name, flow_type)): Path<(String, String, String)>,
@@ -94,6 +104,9 @@ async fn put_flow(
     Ok(Json(api.configure(&key, target, config).await?))
 }
 
+/// Forgets a flow's config: it is back to its default, or none (maintainer role).
+#[utoipa::path(delete, path = "/datasets/{owner}/{name}/flows/{flow_type}", tag = "flows", params(("owner" = String, Path), ("name" = String, Path), ("flow_type" = String, Path, description = "transform, reset, gc, ingest or compaction")),
+    responses((status = 204, description = "forgotten")))]
 async fn delete_flow(
     State(control_plane): AppState,
     Path((owner, name, flow_type)): Path<(String, String, String)>,
@@ -154,6 +167,9 @@ async fn act(
     })
 }
 
+/// `trigger` (editor role; 202 with the run), `pause` or `resume` (maintainer role).
+#[utoipa::path(post, path = "/datasets/{owner}/{name}/flows/{flow_type}/{action}", tag = "flows", params(("owner" = String, Path), ("name" = String, Path), ("flow_type" = String, Path, description = "transform, reset, gc, ingest or compaction"), ("action" = String, Path, description = "trigger, pause or resume")),
+    responses((status = 202, description = "triggered: the run"), (status = 200, description = "paused or resumed: the flow")))]
 async fn flow_action(
     State(control_plane): AppState,
     Path((owner, name, flow_type, action)): Path<(String, String, String, String)>,
@@ -178,6 +194,9 @@ struct RunsQuery {
     limit: Option<i64>,
 }
 
+/// Runs of a dataset's flows, newest first (reader role).
+#[utoipa::path(get, path = "/datasets/{owner}/{name}/flows/runs", tag = "flows", params(("owner" = String, Path), ("name" = String, Path), ("flowType" = Option<String>, Query), ("before" = Option<i64>, Query), ("limit" = Option<i64>, Query, description = "1 to 100, default 20")),
+    responses((status = 200, description = "{runs, nextBefore}")))]
 async fn dataset_runs(
     State(control_plane): AppState,
     Path((owner, name)): Path<(String, String)>,
@@ -202,6 +221,10 @@ async fn dataset_runs(
     ))
 }
 
+/// Runs of the system flows (administrators).
+#[utoipa::path(get, path = "/system/flows/runs", tag = "flows",
+    params(("flowType" = Option<String>, Query), ("before" = Option<i64>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, description = "{runs, nextBefore}")))]
 async fn system_runs(
     State(control_plane): AppState,
     Query(query): Query<RunsQuery>,
@@ -222,6 +245,9 @@ async fn system_runs(
     ))
 }
 
+/// A system flow (administrators): `gc`.
+#[utoipa::path(get, path = "/system/flows/{flow_type}", tag = "flows", params(("flow_type" = String, Path)),
+    responses((status = 200, description = "the flow")))]
 async fn get_system_flow(
     State(control_plane): AppState,
     Path(flow_type): Path<String>,
@@ -233,6 +259,10 @@ async fn get_system_flow(
     Ok(Json(api.get(&key, target).await?))
 }
 
+/// Configures a system flow (administrators).
+#[utoipa::path(put, path = "/system/flows/{flow_type}", tag = "flows", params(("flow_type" = String, Path)),
+    request_body(content = String, description = "flow config (JSON)", content_type = "application/json"),
+    responses((status = 200, description = "the stored flow")))]
 async fn put_system_flow(
     State(control_plane): AppState,
     Path(flow_type): Path<String>,
@@ -248,6 +278,10 @@ async fn put_system_flow(
     Ok(Json(api.configure(&key, target, config).await?))
 }
 
+/// Triggers, pauses or resumes a system flow (administrators).
+#[utoipa::path(post, path = "/system/flows/{flow_type}/{action}", tag = "flows",
+    params(("flow_type" = String, Path), ("action" = String, Path)),
+    responses((status = 202, description = "triggered: the run"), (status = 200, description = "the flow")))]
 async fn system_action(
     State(control_plane): AppState,
     Path((flow_type, action)): Path<(String, String)>,
@@ -264,6 +298,9 @@ async fn system_action(
     .await
 }
 
+/// One run (reader role on its dataset).
+#[utoipa::path(get, path = "/flows/runs/{run_id}", tag = "flows", params(("run_id" = i64, Path)),
+    responses((status = 200, description = "the run"), (status = 404, description = "no such run, or not readable")))]
 async fn get_run(
     State(control_plane): AppState,
     Path(run_id): Path<i64>,
@@ -278,6 +315,9 @@ async fn get_run(
     ))
 }
 
+/// Cancels a run not finished (maintainer role on its dataset).
+#[utoipa::path(post, path = "/flows/runs/{run_id}/cancel", tag = "flows", params(("run_id" = i64, Path)),
+    responses((status = 200, description = "the aborted run"), (status = 409, description = "already finished")))]
 async fn cancel_run(
     State(control_plane): AppState,
     Path(run_id): Path<i64>,
@@ -330,6 +370,9 @@ fn check_executor(executor: &str) -> Result<(), ApiError> {
 }
 
 /// Leases the next task of `kinds` (204 when none is queued).
+#[utoipa::path(post, path = "/tasks/lease", tag = "tasks",
+    request_body(content = String, description = "{kinds, executor, leaseMillis}", content_type = "application/json"),
+    responses((status = 200, description = "a leased task"), (status = 204, description = "none queued"), (status = 403, description = "not an administrator")))]
 async fn lease_task(
     State(control_plane): AppState,
     headers: HeaderMap,
@@ -351,6 +394,10 @@ async fn lease_task(
     })
 }
 
+/// Extends a task's lease (administrators).
+#[utoipa::path(post, path = "/tasks/{task_id}/heartbeat", tag = "tasks", params(("task_id" = i64, Path)),
+    request_body(content = String, description = "{executor, leaseMillis}", content_type = "application/json"),
+    responses((status = 200, description = "{leaseUntilMillis}"), (status = 409, description = "the lease is lost")))]
 async fn heartbeat_task(
     State(control_plane): AppState,
     Path(task_id): Path<i64>,
@@ -373,6 +420,10 @@ async fn heartbeat_task(
     Ok(Json(serde_json::json!({ "leaseUntilMillis": until })))
 }
 
+/// Reports a task's outcome (administrators).
+#[utoipa::path(post, path = "/tasks/{task_id}/finish", tag = "tasks", params(("task_id" = i64, Path)),
+    request_body(content = String, description = "{executor, outcome}", content_type = "application/json"),
+    responses((status = 200, description = "the run"), (status = 409, description = "the lease is lost")))]
 async fn finish_task(
     State(control_plane): AppState,
     Path(task_id): Path<i64>,
@@ -393,6 +444,9 @@ async fn finish_task(
 }
 
 /// Applies an ODF `Flow` manifest (YAML or JSON): every flow it maps to is stored, or none.
+#[utoipa::path(post, path = "/flows", tag = "flows",
+    request_body(content = String, description = "an ODF Flow manifest", content_type = "application/yaml"),
+    responses((status = 200, description = "the flows stored"), (status = 400, description = "what cannot be honoured, named")))]
 async fn apply_manifest(
     State(control_plane): AppState,
     headers: HeaderMap,

@@ -37,7 +37,11 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         datasets::delete_dataset, datasets::rename_dataset, datasets::set_visibility,
         datasets::list_roles, datasets::set_role, datasets::remove_role, datasets::lineage,
         datasets::blocks, reindex, sweep, leader, platform::keys, platform::decision,
-        platform::report_commit,
+        platform::report_commit, flows::list_flows, flows::get_flow, flows::put_flow,
+        flows::delete_flow, flows::flow_action, flows::dataset_runs, flows::system_runs,
+        flows::get_system_flow, flows::put_system_flow, flows::system_action, flows::get_run,
+        flows::cancel_run, flows::lease_task, flows::heartbeat_task, flows::finish_task,
+        flows::apply_manifest,
     ),
     components(schemas(
         crate::services::accounts::CreateAccountRequest, crate::services::accounts::LoginResponse,
@@ -47,6 +51,8 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         platform::CommitReport,
     )),
     tags((name = "datasets"), (name = "accounts"), (name = "admin"),
+        (name = "flows", description = "Flows and their runs (docs/protocols/flows.md)"),
+        (name = "tasks", description = "What executors of flow tasks call"),
         (name = "platform", description = "What functions deployed apart from the control plane ask it"))
 )]
 pub struct ApiDoc;
