@@ -34,13 +34,6 @@ pub enum FlowError {
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-impl FlowError {
-    /// Whether the same call may succeed later.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, FlowError::Store(_))
-    }
-}
-
 impl From<sqlx::Error> for FlowError {
     fn from(error: sqlx::Error) -> Self {
         FlowError::Store(Box::new(error))

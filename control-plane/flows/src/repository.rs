@@ -8,7 +8,7 @@ use weir_tasks::{LeasedTask, TaskKind};
 
 use crate::error::FlowResult;
 use crate::model::{FlowConfig, FlowKey};
-use crate::run::{Cause, FlowBinding, FlowRun, Priority, RunOutcome, WaitReason};
+use crate::run::{Cause, FlowBinding, FlowRun, RunOutcome, WaitReason};
 
 /// How a cause joins the flow's pending run, or starts one.
 #[derive(Debug, Clone)]
@@ -96,14 +96,6 @@ pub trait FlowRepository: Send + Sync {
     async fn cancel_run(&self, run_id: i64, reason: &str, now: i64) -> FlowResult<FlowRun>;
 }
 
-/// A leased task with what deciding its run's resolution needs.
-#[derive(Debug, Clone)]
-pub struct HeldTask {
-    pub task: LeasedTask,
-    pub holder: String,
-    pub priority: Priority,
-}
-
 #[async_trait]
 pub trait TaskRepository: Send + Sync {
     /// Leases the queued task of one of `kinds` with the highest priority (oldest first within
@@ -124,7 +116,7 @@ pub trait TaskRepository: Send + Sync {
         ttl_millis: i64,
     ) -> FlowResult<i64>;
     /// The task while leased to `executor`; `LeaseLost` otherwise.
-    async fn held_task(&self, task_id: i64, executor: &str) -> FlowResult<HeldTask>;
+    async fn held_task(&self, task_id: i64, executor: &str) -> FlowResult<LeasedTask>;
     /// Ends a leased task and resolves its run, in one transaction; `LeaseLost` unless
     /// `executor` still holds it. Runs of the same flow throttled behind it become due.
     async fn finish(

@@ -111,9 +111,6 @@ pub enum Cause {
         records: u64,
         at: i64,
     },
-    /// An input was reset or compacted: the run resets the dataset and computes it again.
-    #[serde(rename_all = "camelCase")]
-    BreakingChange { dataset_id: String, at: i64 },
 }
 
 impl Cause {
@@ -121,7 +118,7 @@ impl Cause {
         match self {
             Cause::Manual { .. } => Priority::Manual,
             Cause::Schedule { .. } => Priority::Schedule,
-            Cause::InputCommitted { .. } | Cause::BreakingChange { .. } => Priority::Reactive,
+            Cause::InputCommitted { .. } => Priority::Reactive,
         }
     }
 }

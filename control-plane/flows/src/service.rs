@@ -282,49 +282,7 @@ impl FlowService {
                 due_at_records: None,
             },
         };
-        if !binding.configured {
-            self.flows
-                .ensure_binding(&key, &binding.config, now)
-                .await?;
-        }
-        let run = self.flows.merge_cause(&key, &plan, now).await?;
-        self.scheduler_wake.notify_one();
-        Ok(Some(run))
-    }
-
-    /// An input of `derivative` was reset or compacted: with Recover, the derivative resets and
-    /// computes again.
-    pub async fn breaking_change(
-        &self,
-        derivative: &str,
-        input: &str,
-    ) -> FlowResult<Option<FlowRun>> {
-        let key = FlowKey::new(derivative, FlowType::Transform);
-        let Some(binding) = self.effective(&key, Target::Derivative).await? else {
-            return Ok(None);
-        };
-        let recover = matches!(
-            binding.config.trigger,
-            Trigger::Reactive {
-                for_breaking_change: BreakingChangeRule::Recover,
-                ..
-            }
-        );
-        if binding.paused || !recover {
-            return Ok(None);
-        }
-        let now = now_millis();
-        let plan = MergePlan {
-            cause: Cause::BreakingChange {
-                dataset_id: input.to_string(),
-                at: now,
-            },
-            due_at: now,
-            wait_reason: WaitReason::Executor,
-            records: 0,
-            due_at_records: None,
-        };
-        if !binding.configured {
+        if !is_stored(&binding) {
             self.flows
                 .ensure_binding(&key, &binding.config, now)
                 .await?;
@@ -373,7 +331,7 @@ impl FlowService {
         outcome: TaskOutcome,
     ) -> FlowResult<FlowRun> {
         let held = self.tasks.held_task(task_id, executor).await?;
-        let key = FlowKey::new(held.task.dataset_id.clone(), held.task.kind);
+        let key = FlowKey::new(held.dataset_id.clone(), held.kind);
         let binding = self.flows.binding(&key).await?;
         let checked = match &binding {
             Some(binding) => binding.config.clone().check(key.flow_type).ok(),
@@ -397,9 +355,9 @@ impl FlowService {
                 let retry = checked.as_ref().and_then(|checked| checked.retry);
                 match retry {
                     Some((max_attempts, min_delay, backoff))
-                        if retryable && held.task.attempt < max_attempts =>
+                        if retryable && held.attempt < max_attempts =>
                     {
-                        let delay = retry_delay(min_delay, backoff, held.task.attempt);
+                        let delay = retry_delay(min_delay, backoff, held.attempt);
                         Resolution::Retry {
                             due_at: now + delay.as_millis() as i64,
                             error,
@@ -454,10 +412,6 @@ impl FlowService {
         };
         let mut queued = 0;
         for run in self.flows.due_runs(now, limit).await? {
-            let recover = run
-                .causes
-                .iter()
-                .any(|cause| matches!(cause, Cause::BreakingChange { .. }));
             let on_breaking_change = match self.flows.binding(&run.key).await? {
                 Some(FlowBinding {
                     config:
@@ -473,10 +427,7 @@ impl FlowService {
                 }) => "noAction",
                 _ => "recover",
             };
-            let params = serde_json::json!({
-                "recover": recover,
-                "onBreakingChange": on_breaking_change,
-            });
+            let params = serde_json::json!({ "onBreakingChange": on_breaking_change });
             if self
                 .flows
                 .dispatch(run.run_id, &params, now)

@@ -437,7 +437,7 @@ async fn leases_expire_and_are_taken_again(s: Store) {
         Err(FlowError::LeaseLost(_))
     ));
     assert_eq!(
-        store.held_task(task, "alive").await.unwrap().task.run_id,
+        store.held_task(task, "alive").await.unwrap().run_id,
         run.run_id
     );
     // An executor that restarts gives back what it held.
@@ -485,7 +485,7 @@ async fn retries_failures_and_stop(s: Store) {
     assert_eq!(store.due_runs(T0 + 500, 10).await.unwrap().len(), 1);
     let task = dispatch_and_lease(store, run.run_id, "x", T0 + 500).await;
     let held = store.held_task(task, "x").await.unwrap();
-    assert_eq!(held.task.attempt, 2);
+    assert_eq!(held.attempt, 2);
     let failed = store
         .finish(
             task,

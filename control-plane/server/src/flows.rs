@@ -105,29 +105,41 @@ async fn on_event(
     control_plane: &ControlPlane,
     envelope: &EventEnvelope,
 ) -> Result<(), ServiceError> {
-    let (dataset_id, block_hash, created) = match &envelope.event {
+    match &envelope.event {
+        // A new derivative computes what its inputs already hold.
+        WeirEvent::DatasetCreated {
+            dataset_id, kind, ..
+        } if kind == "derivative" => {
+            control_plane
+                .flows
+                .input_committed(dataset_id, dataset_id, "", 0)
+                .await?;
+            Ok(())
+        }
         WeirEvent::BlockCommitted {
             dataset_id,
             block_hash,
             ..
-        } => (dataset_id, Some(block_hash), false),
-        WeirEvent::DatasetCreated {
-            dataset_id, kind, ..
-        } if kind == "derivative" => (dataset_id, None, true),
-        _ => return Ok(()),
-    };
+        } => input_committed(control_plane, dataset_id, block_hash).await,
+        _ => Ok(()),
+    }
+}
+
+/// Tells the flows of the derivatives reading `dataset_id` about its new block.
+async fn input_committed(
+    control_plane: &ControlPlane,
+    dataset_id: &str,
+    block_hash: &str,
+) -> Result<(), ServiceError> {
+    // An id that does not parse never will: nothing to do again.
     let Ok(id) = dataset_id.parse::<DatasetId>() else {
         return Ok(());
     };
-    if created {
-        // A new derivative computes what its inputs already hold.
-        control_plane
-            .flows
-            .input_committed(dataset_id, dataset_id, "", 0)
-            .await?;
+    let derivatives = control_plane.metastore.downstream(dataset_id).await?;
+    if derivatives.is_empty() {
         return Ok(());
     }
-    let block_hash = block_hash.cloned().unwrap_or_default();
+    // Read only for datasets that something reads: buffering triggers count the records.
     let records = match block_hash.parse::<Multihash>() {
         Ok(hash) => match control_plane.store.dataset(&id).get_block(&hash).await {
             Ok(block) => records_of(&block.event),
@@ -138,10 +150,10 @@ async fn on_event(
         },
         Err(_) => 0,
     };
-    for derivative in control_plane.metastore.downstream(dataset_id).await? {
+    for derivative in derivatives {
         control_plane
             .flows
-            .input_committed(&derivative, dataset_id, &block_hash, records)
+            .input_committed(&derivative, dataset_id, block_hash, records)
             .await?;
     }
     Ok(())

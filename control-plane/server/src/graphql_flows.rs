@@ -197,22 +197,7 @@ impl FlowsMutation {
         name: String,
         flow_type: String,
     ) -> async_graphql::Result<Flow> {
-        let (control_plane, caller) = parts(context);
-        let api = control_plane.flows_api();
-        let (key, target) = api
-            .resolve(
-                caller,
-                Some((&account, &name)),
-                &flow_type,
-                Role::Maintainer,
-            )
-            .await
-            .map_err(to_graphql)?;
-        api.flows
-            .pause(&key, target)
-            .await
-            .map_err(|error| to_graphql(error.into()))?;
-        Ok(api.get(&key, target).await.map_err(to_graphql)?.into())
+        set_paused(context, &account, &name, &flow_type, true).await
     }
 
     async fn resume_flow(
@@ -222,22 +207,7 @@ impl FlowsMutation {
         name: String,
         flow_type: String,
     ) -> async_graphql::Result<Flow> {
-        let (control_plane, caller) = parts(context);
-        let api = control_plane.flows_api();
-        let (key, target) = api
-            .resolve(
-                caller,
-                Some((&account, &name)),
-                &flow_type,
-                Role::Maintainer,
-            )
-            .await
-            .map_err(to_graphql)?;
-        api.flows
-            .resume(&key, target)
-            .await
-            .map_err(|error| to_graphql(error.into()))?;
-        Ok(api.get(&key, target).await.map_err(to_graphql)?.into())
+        set_paused(context, &account, &name, &flow_type, false).await
     }
 
     /// Runs the flow now (merging into its pending run).
@@ -276,4 +246,26 @@ impl FlowsMutation {
             .map_err(to_graphql)?
             .into())
     }
+}
+
+/// Pauses or resumes a dataset's flow (maintainer role).
+async fn set_paused(
+    context: &Context<'_>,
+    account: &str,
+    name: &str,
+    flow_type: &str,
+    paused: bool,
+) -> async_graphql::Result<Flow> {
+    let (control_plane, caller) = parts(context);
+    let api = control_plane.flows_api();
+    let (key, target) = api
+        .resolve(caller, Some((account, name)), flow_type, Role::Maintainer)
+        .await
+        .map_err(to_graphql)?;
+    let result = match paused {
+        true => api.flows.pause(&key, target).await,
+        false => api.flows.resume(&key, target).await,
+    };
+    result.map_err(|error| to_graphql(error.into()))?;
+    Ok(api.get(&key, target).await.map_err(to_graphql)?.into())
 }

@@ -45,6 +45,18 @@ fn unexpected(status: reqwest::StatusCode, body: String) -> TaskSourceError {
     TaskSourceError::Unavailable(format!("control plane answered {status}: {body}").into())
 }
 
+/// A heartbeat's or report's answer: 2xx, or 409 when the lease is lost.
+async fn settled(response: reqwest::Response, task_id: i64) -> Result<(), TaskSourceError> {
+    match response.status() {
+        status if status.is_success() => Ok(()),
+        reqwest::StatusCode::CONFLICT => Err(TaskSourceError::LeaseLost(task_id)),
+        status => Err(unexpected(
+            status,
+            response.text().await.unwrap_or_default(),
+        )),
+    }
+}
+
 #[async_trait::async_trait]
 impl TaskSource for RemoteTaskSource {
     async fn lease(
@@ -86,14 +98,7 @@ impl TaskSource for RemoteTaskSource {
                 serde_json::json!({"executor": executor, "leaseMillis": lease.as_millis() as u64}),
             )
             .await?;
-        match response.status() {
-            status if status.is_success() => Ok(()),
-            reqwest::StatusCode::CONFLICT => Err(TaskSourceError::LeaseLost(task.task_id)),
-            status => Err(unexpected(
-                status,
-                response.text().await.unwrap_or_default(),
-            )),
-        }
+        settled(response, task.task_id).await
     }
 
     async fn finish(
@@ -108,13 +113,6 @@ impl TaskSource for RemoteTaskSource {
                 serde_json::json!({"executor": executor, "outcome": outcome}),
             )
             .await?;
-        match response.status() {
-            status if status.is_success() => Ok(()),
-            reqwest::StatusCode::CONFLICT => Err(TaskSourceError::LeaseLost(task.task_id)),
-            status => Err(unexpected(
-                status,
-                response.text().await.unwrap_or_default(),
-            )),
-        }
+        settled(response, task.task_id).await
     }
 }

@@ -32,23 +32,19 @@ fn failed(error: &TransformError) -> TaskOutcome {
 }
 
 impl TransformTaskHandler {
-    /// A step, after a reset when `recover`; when an input turns out to have been reset or
-    /// compacted and `may_recover`, the derivative resets and computes again.
+    /// A step; when an input turns out to have been reset or compacted and `may_recover`, the
+    /// derivative resets to its metadata and the step runs again from the inputs.
     async fn step(
         &self,
         dataset: &DatasetId,
-        recover: bool,
         may_recover: bool,
     ) -> Result<TaskOutcome, TransformError> {
-        let reset = match recover {
-            true => Some(self.transformer.reset(dataset, None).await?),
-            false => None,
-        };
-        let outcome = match self.transformer.run_step(dataset).await {
-            Err(TransformError::InputRewritten { .. }) if !recover && may_recover => {
-                return Box::pin(self.step(dataset, true, false)).await;
+        let (outcome, reset) = match self.transformer.run_step(dataset).await {
+            Err(TransformError::InputRewritten { .. }) if may_recover => {
+                let reset = self.transformer.reset(dataset, None).await?;
+                (self.transformer.run_step(dataset).await?, Some(reset))
             }
-            other => other?,
+            other => (other?, None),
         };
         let mut details = serde_json::to_value(&outcome).unwrap_or_default();
         if let Some(reset) = &reset {
@@ -82,10 +78,7 @@ impl TaskHandler for TransformTaskHandler {
                         details: serde_json::to_value(&reset).unwrap_or_default(),
                     })
             }
-            _ => {
-                let recover = task.params["recover"] == true;
-                self.step(&dataset, recover, recover_allowed).await
-            }
+            _ => self.step(&dataset, recover_allowed).await,
         };
         result.unwrap_or_else(|error| failed(&error))
     }

@@ -6,8 +6,8 @@ mod tasks;
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
+use weir_metastore::SqlMetastore;
 use weir_metastore::sql::migrate::{Migration, apply_migrations};
-use weir_metastore::{Backend, SqlMetastore};
 
 use crate::error::{FlowError, FlowResult};
 use crate::model::{FlowKey, FlowType};
@@ -32,10 +32,6 @@ impl SqlFlowStore {
         Ok(Self {
             pool: metastore.pool().clone(),
         })
-    }
-
-    pub fn backend_of(metastore: &SqlMetastore) -> Backend {
-        metastore.backend()
     }
 }
 

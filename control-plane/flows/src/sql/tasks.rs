@@ -7,28 +7,23 @@ use weir_tasks::{LeasedTask, TaskKind};
 use super::runs::release_throttled;
 use super::{SqlFlowStore, fetch_run, get, to_json};
 use crate::error::{FlowError, FlowResult};
-use crate::repository::{HeldTask, Resolution, TaskRepository};
-use crate::run::{FlowRun, Priority};
+use crate::repository::{Resolution, TaskRepository};
+use crate::run::FlowRun;
 
-const TASK_COLUMNS: &str =
-    "task_id, run_id, kind, dataset_id, priority, attempt, params, holder, lease_until";
+const TASK_COLUMNS: &str = "task_id, run_id, kind, dataset_id, attempt, params, lease_until";
 
-fn task_from_row(row: &sqlx::any::AnyRow) -> FlowResult<HeldTask> {
+fn task_from_row(row: &sqlx::any::AnyRow) -> FlowResult<LeasedTask> {
     let kind: String = get(row, "kind")?;
     let params: String = get(row, "params")?;
-    Ok(HeldTask {
-        task: LeasedTask {
-            task_id: get(row, "task_id")?,
-            run_id: get(row, "run_id")?,
-            kind: TaskKind::parse(&kind)
-                .ok_or_else(|| FlowError::Store(format!("unknown task kind `{kind}`").into()))?,
-            dataset_id: get(row, "dataset_id")?,
-            attempt: get::<i64>(row, "attempt")?.clamp(0, u32::MAX as i64) as u32,
-            lease_until_millis: get::<Option<i64>>(row, "lease_until")?.unwrap_or_default(),
-            params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
-        },
-        holder: get::<Option<String>>(row, "holder")?.unwrap_or_default(),
-        priority: Priority::from_level(get(row, "priority")?),
+    Ok(LeasedTask {
+        task_id: get(row, "task_id")?,
+        run_id: get(row, "run_id")?,
+        kind: TaskKind::parse(&kind)
+            .ok_or_else(|| FlowError::Store(format!("unknown task kind `{kind}`").into()))?,
+        dataset_id: get(row, "dataset_id")?,
+        attempt: get::<i64>(row, "attempt")?.clamp(0, u32::MAX as i64) as u32,
+        lease_until_millis: get::<Option<i64>>(row, "lease_until")?.unwrap_or_default(),
+        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -83,17 +78,17 @@ impl TaskRepository for SqlFlowStore {
                 .bind(task_id)
                 .fetch_one(&mut *transaction)
                 .await?;
-                let held = task_from_row(&row)?;
+                let task = task_from_row(&row)?;
                 sqlx::query(
                     "UPDATE flow_runs SET status = 'running', wait_reason = NULL, \
                      started_at = COALESCE(started_at, $1) WHERE run_id = $2 AND status = 'queued'",
                 )
                 .bind(now)
-                .bind(held.task.run_id)
+                .bind(task.run_id)
                 .execute(&mut *transaction)
                 .await?;
                 transaction.commit().await?;
-                return Ok(Some(held.task));
+                return Ok(Some(task));
             }
         }
         Ok(None)
@@ -122,7 +117,7 @@ impl TaskRepository for SqlFlowStore {
         Ok(until)
     }
 
-    async fn held_task(&self, task_id: i64, executor: &str) -> FlowResult<HeldTask> {
+    async fn held_task(&self, task_id: i64, executor: &str) -> FlowResult<LeasedTask> {
         let row = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM flow_tasks WHERE task_id = $1 AND state = 'leased' \
              AND holder = $2"
