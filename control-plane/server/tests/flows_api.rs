@@ -58,6 +58,7 @@ on_both_databases!(
     graphql_configures_triggers_and_pages_runs,
     flow_types_without_an_executor_are_refused,
     odf_flow_manifests_apply_or_name_what_they_cannot,
+    bad_requests_answer_json_4xx_and_change_nothing,
 );
 
 async fn setup(node: &Node) {
@@ -882,4 +883,100 @@ async fn odf_flow_manifests_apply_or_name_what_they_cannot(node: Node) {
         )
         .await;
     assert_eq!(answer.0, StatusCode::FORBIDDEN, "{}", answer.1);
+}
+
+async fn bad_requests_answer_json_4xx_and_change_nothing(node: Node) {
+    setup(&node).await;
+    let json_4xx = |answer: &(StatusCode, Value), status: StatusCode| {
+        assert_eq!(answer.0, status, "{}", answer.1);
+        assert!(
+            answer.1["error"].is_string() && answer.1["message"].is_string(),
+            "{}",
+            answer.1
+        );
+    };
+    let answer = node
+        .get(
+            "/datasets/admin/readings/flows/runs?limit=0",
+            Some(&node.admin),
+        )
+        .await;
+    assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input", "limit");
+    for query in [
+        "?limit=abc",
+        "?before=x",
+        "?colour=red",
+        "?flowType=teleport",
+    ] {
+        let answer = node
+            .get(
+                &format!("/datasets/admin/readings/flows/runs{query}"),
+                Some(&node.admin),
+            )
+            .await;
+        json_4xx(&answer, StatusCode::BAD_REQUEST);
+    }
+    let answer = post(
+        &node,
+        "/datasets/admin/readings/flows/reset/explode",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "unknown flow action",
+    );
+    let answer = post(
+        &node,
+        "/datasets/admin/nothing/flows/reset/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    json_4xx(&answer, StatusCode::NOT_FOUND);
+    json_4xx(
+        &node.get("/flows/runs/abc", Some(&node.admin)).await,
+        StatusCode::BAD_REQUEST,
+    );
+    let answer = post(
+        &node,
+        "/tasks/1/finish",
+        &node.admin,
+        json!({"executor": "x", "outcome": {"status": "maybe"}}),
+    )
+    .await;
+    json_4xx(&answer, StatusCode::BAD_REQUEST);
+    let answer = post(
+        &node,
+        "/tasks/999/heartbeat",
+        &node.admin,
+        json!({"executor": "x", "leaseMillis": 5000}),
+    )
+    .await;
+    assert_error(&answer, StatusCode::CONFLICT, "conflict", "not leased");
+    let answer = finish(&node, &json!({"taskId": 999}), "x", success()).await;
+    json_4xx(&answer, StatusCode::CONFLICT);
+    let answer = node
+        .call(
+            Method::POST,
+            "/flows",
+            Some(&node.admin),
+            Some(("application/yaml", "spec: [unclosed".to_string())),
+        )
+        .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "flow manifest",
+    );
+    // None of it made a run or a flow.
+    assert_eq!(runs(&node, "").await["runs"], json!([]));
+    let (_, flows) = node
+        .get("/datasets/admin/readings/flows", Some(&node.admin))
+        .await;
+    assert_eq!(flows, json!([]));
 }
