@@ -1,7 +1,8 @@
 //! ODF `Flow` resources (`https://opendatafabric.org/schemas/flow/v1alpha1/Flow`): what a
-//! manifest asks for, mapped onto Weir's flows. Today a `GarbageCollection` task over every
-//! dataset becomes the system GC flow; task kinds Weir cannot execute yet are refused naming the
-//! field, never half applied.
+//! manifest asks for, mapped onto Weir's flows. A `GarbageCollection` task over every dataset
+//! becomes the system GC flow; an `Ingest` task on one dataset becomes its ingest flow (the
+//! source is the dataset's own `SetPollingSource`); task kinds Weir cannot execute yet are
+//! refused naming the field, never half applied.
 
 use serde::Deserialize;
 
@@ -35,7 +36,10 @@ pub struct FlowSpec {
 /// What applying a manifest stores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedFlow {
+    /// For a dataset's flow, `dataset_id` is empty until the caller resolves `dataset`.
     pub key: FlowKey,
+    /// The dataset the flow is bound to, as the manifest names it (`name` or `account/name`).
+    pub dataset: Option<String>,
     pub config: FlowConfig,
 }
 
@@ -67,6 +71,30 @@ fn targets_every_dataset(target: &serde_json::Value) -> Result<bool, FieldError>
         _ => Err(field(
             "spec.target",
             "expected `Dataset:<name pattern>` or a selector object",
+        )),
+    }
+}
+
+/// The one dataset a target names (`Dataset:NAME`, or `{type: Dataset, name: NAME}`).
+fn single_dataset(target: &serde_json::Value) -> Result<String, FieldError> {
+    let name = match target {
+        serde_json::Value::String(text) => match text.split_once(':') {
+            Some(("Dataset", name)) => Some(name),
+            _ => None,
+        },
+        serde_json::Value::Object(object)
+            if object.get("type").and_then(|t| t.as_str()) == Some("Dataset")
+                && object.get("labels").is_none() =>
+        {
+            object.get("name").and_then(|name| name.as_str())
+        }
+        _ => None,
+    };
+    match name {
+        Some(name) if !name.is_empty() && !name.contains(['%', '*', '?']) => Ok(name.to_string()),
+        _ => Err(field(
+            "spec.target",
+            "an Ingest flow targets one dataset: `Dataset:<name>`",
         )),
     }
 }
@@ -149,12 +177,54 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
                 })?;
             Ok(vec![PlannedFlow {
                 key: FlowKey::system(FlowType::Gc),
+                dataset: None,
                 config,
             }])
         }
-        "Ingest" | "Compaction" => Err(field(
+        "Ingest" => {
+            let dataset = single_dataset(&manifest.spec.target)?;
+            if let Some(source) = task.get("source")
+                && source.as_str() != Some(dataset.as_str())
+            {
+                return Err(field(
+                    "spec.tasks[0].source",
+                    "a dataset polls its own `SetPollingSource`: name the target dataset (Source \
+                     resources are not supported)",
+                ));
+            }
+            if let Some(unknown) = task.as_object().and_then(|task| {
+                task.keys()
+                    .find(|key| !matches!(key.as_str(), "kind" | "source" | "params"))
+            }) {
+                return Err(field(
+                    &format!("spec.tasks[0].{unknown}"),
+                    "unknown field of an Ingest task",
+                ));
+            }
+            let config = FlowConfig {
+                trigger: trigger_of(&manifest.spec.triggers)?,
+                retry: None,
+                stop: StopPolicy::Never,
+            };
+            config
+                .clone()
+                .check(FlowType::Ingest)
+                .map_err(|error| FieldError {
+                    field: format!(
+                        "spec.triggers[0].{}",
+                        error.field.trim_start_matches("trigger.")
+                    ),
+                    message: error.message,
+                })?;
+            Ok(vec![PlannedFlow {
+                key: FlowKey::new(String::new(), FlowType::Ingest),
+                dataset: Some(dataset),
+                config,
+            }])
+        }
+        "Compaction" => Err(field(
             "spec.tasks[0].kind",
-            format!("{kind} tasks are not available yet: this node has no executor for them"),
+            "Compaction tasks are not available yet: this node has no executor for them",
         )),
         "WebhookCall" => Err(field(
             "spec.tasks[0].kind",
@@ -182,6 +252,50 @@ mod tests {
             "spec": {"target": target, "triggers": [{"kind": "Schedule", "cron": cron}],
                      "tasks": [{"kind": "GarbageCollection"}]}
         })
+    }
+
+    fn ingest(target: serde_json::Value, task: serde_json::Value) -> serde_json::Value {
+        let mut manifest = gc(target, "*/30 * * * *");
+        manifest["spec"]["tasks"] = serde_json::json!([task]);
+        manifest
+    }
+
+    #[test]
+    fn the_spec_example_ingest_flow_is_its_dataset_ingest_flow() {
+        let example = ingest(
+            serde_json::json!("Dataset:ca.bankofcanada"),
+            serde_json::json!({"kind": "Ingest", "source": "ca.bankofcanada",
+                               "params": {"targetSliceRecords": 10000}}),
+        );
+        let planned = plan(&manifest(example)).unwrap();
+        assert_eq!(planned[0].key.flow_type, FlowType::Ingest);
+        assert_eq!(planned[0].dataset.as_deref(), Some("ca.bankofcanada"));
+        let cases = [
+            (
+                ingest(
+                    serde_json::json!("Dataset:%"),
+                    serde_json::json!({"kind": "Ingest"}),
+                ),
+                "spec.target",
+            ),
+            (
+                ingest(
+                    serde_json::json!("Dataset:a"),
+                    serde_json::json!({"kind": "Ingest", "source": "b"}),
+                ),
+                "spec.tasks[0].source",
+            ),
+            (
+                ingest(
+                    serde_json::json!("Dataset:a"),
+                    serde_json::json!({"kind": "Ingest", "retries": 3}),
+                ),
+                "spec.tasks[0].retries",
+            ),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(plan(&manifest(json)).unwrap_err().field, expected);
+        }
     }
 
     #[test]
@@ -216,10 +330,9 @@ mod tests {
         for (json, expected) in cases {
             assert_eq!(plan(&manifest(json)).unwrap_err().field, expected);
         }
-        let mut ingest = gc(serde_json::json!("Dataset:ca.bankofcanada"), "*/30 * * * *");
-        ingest["spec"]["tasks"] =
-            serde_json::json!([{"kind": "Ingest", "source": "ca.bankofcanada"}]);
-        let error = plan(&manifest(ingest)).unwrap_err();
+        let mut compact = gc(serde_json::json!("Dataset:%"), "@daily");
+        compact["spec"]["tasks"] = serde_json::json!([{"kind": "Compaction"}]);
+        let error = plan(&manifest(compact)).unwrap_err();
         assert_eq!(error.field, "spec.tasks[0].kind");
         assert!(error.message.contains("not available yet"));
         let mut event = gc(serde_json::json!("Dataset:%"), "@daily");

@@ -31,7 +31,7 @@ pub fn check_fits(flow_type: FlowType, target: Target) -> Result<(), FieldError>
         FlowType::Reset => target != Target::System,
         FlowType::Gc => target == Target::System,
     };
-    if fits && matches!(flow_type, FlowType::Ingest | FlowType::Compaction) {
+    if fits && flow_type == FlowType::Compaction {
         return Err(FieldError::new(
             "flowType",
             format!(

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 use weir_dataset::StorageConfig;
+use weir_dataset::polling::PollingPolicy;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +32,9 @@ pub struct ControlPlaneConfig {
     /// takes between writing its objects and committing them.
     pub sweep_grace_seconds: u64,
     pub flows: FlowsConfig,
+    /// Where datasets' polling sources may fetch from: a manifest whose source the policy
+    /// refuses is answered 400. Keep it the same as the ingest functions' `polling`.
+    pub polling: PollingPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +64,7 @@ impl Default for ControlPlaneConfig {
             sweep_interval_seconds: 600,
             sweep_grace_seconds: 3600,
             flows: FlowsConfig::default(),
+            polling: PollingPolicy::default(),
         }
     }
 }

@@ -84,6 +84,7 @@ impl ControlPlane {
             accounts: accounts.clone(),
             indexer: indexer.clone(),
             default_visibility,
+            polling: config.polling.clone(),
             outbox_wake: outbox_wake.clone(),
         });
         let admin = accounts

@@ -56,7 +56,7 @@ on_both_databases!(
     expired_leases_are_taken_again,
     permissions_follow_the_dataset,
     graphql_configures_triggers_and_pages_runs,
-    flow_types_without_an_executor_are_refused,
+    flow_types_fit_the_dataset_or_are_refused,
     odf_flow_manifests_apply_or_name_what_they_cannot,
     bad_requests_answer_json_4xx_and_change_nothing,
 );
@@ -791,22 +791,49 @@ async fn graphql_configures_triggers_and_pages_runs(node: Node) {
     assert_eq!(flows["data"]["flows"][0]["flowType"], "reset", "{flows}");
 }
 
-async fn flow_types_without_an_executor_are_refused(node: Node) {
+async fn flow_types_fit_the_dataset_or_are_refused(node: Node) {
     setup(&node).await;
-    for flow_type in ["ingest", "compaction"] {
-        let answer = put_flow(
-            &node,
-            &format!("/datasets/admin/readings/flows/{flow_type}"),
-            json!({"trigger": {"kind": "schedule", "every": "1h"}}),
-        )
-        .await;
-        assert_error(
-            &answer,
-            StatusCode::BAD_REQUEST,
-            "invalid_input",
-            "not available yet",
-        );
-    }
+    let schedule = json!({"trigger": {"kind": "schedule", "every": "1h"}});
+    // Root datasets poll their sources in ingest flows; the task goes to an ingest executor.
+    let answer = put_flow(
+        &node,
+        "/datasets/admin/readings/flows/ingest",
+        schedule.clone(),
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    assert_eq!(answer.1["flowType"], "ingest");
+    let (status, _) = post(
+        &node,
+        "/datasets/admin/readings/flows/ingest/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let task = lease(&node, &["ingest"], "ingest-executor", 10_000).await;
+    assert_eq!(task["kind"], "ingest", "{task}");
+    let (status, body) = node.create_dataset(&node.admin, DERIVATIVE).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let answer = put_flow(
+        &node,
+        "/datasets/admin/hourly/flows/ingest",
+        schedule.clone(),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "does not fit",
+    );
+    let answer = put_flow(&node, "/datasets/admin/readings/flows/compaction", schedule).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "not available yet",
+    );
 }
 
 const GC_MANIFEST: &str = "
@@ -836,20 +863,50 @@ async fn odf_flow_manifests_apply_or_name_what_they_cannot(node: Node) {
     let (_, gc) = node.get("/system/flows/gc", Some(&node.admin)).await;
     assert_eq!(gc["config"]["trigger"]["cron"], "@daily", "{gc}");
     assert_eq!(gc["configured"], true);
-    let polling = GC_MANIFEST
-        .replace("Dataset:%", "Dataset:ca.bankofcanada")
-        .replace(
-            "- kind: GarbageCollection",
-            "- kind: Ingest\n      source: ca.bankofcanada",
-        );
-    let answer = node
-        .call(
+    // The spec's polling example, on a dataset of ours: its ingest flow.
+    let polling = |dataset: &str| {
+        GC_MANIFEST
+            .replace("Dataset:%", &format!("Dataset:{dataset}"))
+            .replace("\"@daily\"", "\"*/30 * * * *\"")
+            .replace(
+                "- kind: GarbageCollection",
+                &format!("- kind: Ingest\n      source: {dataset}\n      params:\n        targetSliceRecords: 10000"),
+            )
+    };
+    let manifest = |text: String| {
+        node.call(
             Method::POST,
             "/flows",
             Some(&node.admin),
-            Some(("application/yaml", polling)),
+            Some(("application/yaml", text)),
         )
+    };
+    let answer = manifest(polling("ca.bankofcanada")).await;
+    assert_error(
+        &answer,
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "ca.bankofcanada",
+    );
+    setup(&node).await;
+    let answer = manifest(polling("readings")).await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    assert_eq!(answer.1[0]["flowType"], "ingest", "{}", answer.1);
+    let (_, flow) = node
+        .get("/datasets/admin/readings/flows/ingest", Some(&node.admin))
         .await;
+    assert_eq!(flow["config"]["trigger"]["cron"], "*/30 * * * *", "{flow}");
+    let (status, body) = node.create_dataset(&node.admin, DERIVATIVE).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let answer = manifest(polling("hourly")).await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "does not fit",
+    );
+    let compaction = GC_MANIFEST.replace("- kind: GarbageCollection", "- kind: Compaction");
+    let answer = manifest(compaction).await;
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,

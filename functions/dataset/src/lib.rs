@@ -16,6 +16,7 @@ pub mod definition;
 pub mod error;
 pub mod lanes;
 pub mod layout;
+pub mod polling;
 pub mod registry;
 pub mod schema;
 mod sha3_asm;

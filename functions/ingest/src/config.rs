@@ -2,7 +2,9 @@
 
 use serde::Deserialize;
 use weir_dataset::StorageConfig;
+use weir_dataset::polling::PollingPolicy;
 use weir_function_runtime::ControlPlaneLinkConfig;
+use weir_function_runtime::task::TaskWorkerConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -18,6 +20,10 @@ pub struct IngestConfig {
     pub max_body_bytes: u64,
     /// Commit attempts when concurrent writers keep moving the head; then 409.
     pub max_commit_attempts: u32,
+    /// Where polling sources may fetch from (and how S3 buckets are reached).
+    pub polling: PollingPolicy,
+    /// Takes `ingest` tasks (polls of polling sources) from the control plane's queue.
+    pub tasks: Option<TaskWorkerConfig>,
 }
 
 impl Default for IngestConfig {
@@ -28,6 +34,8 @@ impl Default for IngestConfig {
             open_access: false,
             max_body_bytes: 1 << 30,
             max_commit_attempts: 20,
+            polling: PollingPolicy::default(),
+            tasks: None,
         }
     }
 }

@@ -63,8 +63,25 @@ pub enum IngestError {
          use a new key for a new request"
     )]
     IdempotencyKeyReused { key: String },
+    /// A polled source stopped answering part way through its data.
+    #[error("reading the source failed: {0}")]
+    SourceUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl IngestError {
+    /// Whether the same input may succeed later without any change: a lost race, storage or
+    /// the platform being unavailable, a source that broke off. Bad input never does.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::TooManyConflicts { .. }
+                | Self::SourceUnavailable(_)
+                | Self::Internal(_)
+                | Self::Access(_)
+        )
+    }
 }
 
 impl IngestError {
@@ -149,6 +166,7 @@ impl From<IngestError> for ApiError {
             IngestError::TooLarge { .. } => ErrorKind::PayloadTooLarge,
             IngestError::TooManyConflicts { .. } => ErrorKind::Conflict,
             IngestError::Internal(_) => ErrorKind::Internal,
+            IngestError::SourceUnavailable(_) => ErrorKind::Retryable,
             IngestError::Access(error) => error.kind,
         };
         ApiError::new(kind, error.to_string())

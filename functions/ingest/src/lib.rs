@@ -1,5 +1,7 @@
 //! weir-ingest: the ingest function. Push ingest over HTTP into root datasets:
-//! `POST /{account}/{dataset}/ingest?sourceName=NAME` with CSV, JSON, NDJSON, GeoJSON or Parquet.
+//! `POST /{account}/{dataset}/ingest?sourceName=NAME` with CSV, JSON, NDJSON, GeoJSON or Parquet;
+//! and polling ingest (`polling`): `ingest` flow tasks fetch a dataset's `SetPollingSource`
+//! (URL, local files, S3 prefixes) through the same steps.
 //!
 //! Reads the body as the dataset's push source says (streamed, with a size limit), runs the
 //! optional SQL preprocess step, applies the merge strategy against the dataset's history and
@@ -13,6 +15,7 @@ pub mod config;
 pub mod error;
 pub mod idempotency;
 pub mod merge;
+pub mod polling;
 pub mod preprocess;
 pub mod read;
 pub mod records;
@@ -40,10 +43,24 @@ pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
         config.open_access,
     )
     .await?;
-    Ok(router(Arc::new(IngestContext {
+    let tasks = config.tasks.clone();
+    let link = config.control_plane.clone();
+    let policy = config.polling.clone();
+    let context = Arc::new(IngestContext {
         store,
         config,
         access: platform.access,
         notifier: platform.notifier,
-    })))
+    });
+    if let Some(tasks) = &tasks {
+        let poller = polling::Poller::new(context.clone(), policy).map_err(|e| e.to_string())?;
+        weir_function_runtime::task::spawn_remote_worker(
+            tasks,
+            link.as_ref(),
+            FUNCTION_NAME,
+            &polling::task::TASK_KINDS,
+            Arc::new(polling::task::IngestTaskHandler { poller }),
+        )?;
+    }
+    Ok(router(context))
 }

@@ -22,7 +22,7 @@ use weir_dataset::{
 };
 use weir_odf::{
     AccountName, AddData, DataSchema, DataSlice, DatasetId, DatasetName, MergeStrategy,
-    MetadataEvent, Multihash, OffsetInterval, SetDataSchema,
+    MetadataEvent, Multihash, OffsetInterval, ReadStep, SetDataSchema, SourceState, Transform,
 };
 
 use weir_function_runtime::{
@@ -60,11 +60,19 @@ impl IngestContext {
     }
 }
 
-/// Who commits a push, and the idempotency key it came with.
-#[derive(Clone, Copy)]
-struct Pusher<'a> {
-    caller: &'a Caller,
-    idempotency: Option<&'a Idempotency>,
+/// What a source's records go through: a push source's or a polling source's steps.
+pub(crate) struct SourceSteps {
+    pub read: ReadStep,
+    pub preprocess: Option<Transform>,
+    pub merge: MergeStrategy,
+}
+
+/// Who commits, and what the block records besides the data: the push's idempotency key, or
+/// the polling source's new state (a block holding that state means the data is in already).
+pub(crate) struct Committer<'a> {
+    pub caller: &'a Caller,
+    pub idempotency: Option<&'a Idempotency>,
+    pub source_state: Option<SourceState>,
 }
 
 pub struct IngestRequest {
@@ -138,29 +146,65 @@ impl IngestContext {
         let source = target
             .select(&request.dataset, request.source_name.as_deref())?
             .clone();
+        let steps = SourceSteps {
+            read: source.read,
+            preprocess: source.preprocess,
+            merge: source.merge,
+        };
+        let committer = Committer {
+            caller: &request.caller,
+            idempotency: idempotency.as_ref(),
+            source_state: None,
+        };
         let default_event_time = request.event_time.unwrap_or_else(Utc::now);
-        let streamed = source.preprocess.is_none() && merges_per_batch(&source.merge);
+        self.ingest_records(
+            &dataset,
+            chain,
+            &steps,
+            (request.format, default_event_time),
+            body,
+            committer,
+        )
+        .await
+    }
+
+    /// Reads a body as `steps` say, merges its records and commits them after the chain's head
+    /// (push and polling ingest alike). `default_event_time` goes to records that carry none.
+    pub(crate) async fn ingest_records<S>(
+        &self,
+        dataset: &Dataset,
+        chain: ChainSnapshot,
+        steps: &SourceSteps,
+        (format, default_event_time): (MediaFormat, DateTime<Utc>),
+        body: S,
+        committer: Committer<'_>,
+    ) -> Result<IngestResponse, IngestError>
+    where
+        S: Stream<Item = Result<Bytes, IngestError>> + Send,
+    {
+        let target = push_target(&chain)?;
+        let streamed = steps.preprocess.is_none() && merges_per_batch(&steps.merge);
 
         // Records either become a slice while the body arrives, placed after the head loaded
         // above, or are collected for the merge against the dataset's history.
         let (input, written) = if streamed {
             let placement = placement_after(&chain);
             let sink = SliceSink::new(
-                source.merge.clone(),
+                steps.merge.clone(),
                 target.schema.clone(),
                 default_event_time,
                 placement,
                 dataset.slice_upload_target(),
             );
-            let (_, slice) = read_body(request.format, &source.read, body, sink).await?;
+            let (_, slice) = read_body(format, &steps.read, body, sink).await?;
             let Some(slice) = slice else {
                 return Ok(unchanged(&chain));
             };
             (MergeInputRecords::InSlice, Some((slice, placement)))
         } else {
             let (schema, batches) =
-                read_body(request.format, &source.read, body, CollectSink::default()).await?;
-            let (schema, batches) = match &source.preprocess {
+                read_body(format, &steps.read, body, CollectSink::default()).await?;
+            let (schema, batches) = match &steps.preprocess {
                 Some(preprocess) => {
                     crate::preprocess::preprocess(preprocess, schema, batches).await?
                 }
@@ -179,17 +223,7 @@ impl IngestContext {
             None => SliceData::Stored,
         };
         let outcome = self
-            .commit_with_retries(
-                &dataset,
-                Pusher {
-                    caller: &request.caller,
-                    idempotency: idempotency.as_ref(),
-                },
-                &source.merge,
-                chain,
-                input,
-                written,
-            )
+            .commit_with_retries(dataset, committer, &steps.merge, chain, input, written)
             .await;
         // Removing what a commit already moved is a no-op.
         if outcome.is_err()
@@ -205,7 +239,7 @@ impl IngestContext {
     async fn commit_with_retries(
         &self,
         dataset: &Dataset,
-        pusher: Pusher<'_>,
+        committer: Committer<'_>,
         strategy: &MergeStrategy,
         chain: ChainSnapshot,
         input: MergeInputRecords,
@@ -215,12 +249,13 @@ impl IngestContext {
         if let Some(notifier) = &self.notifier {
             pipeline = pipeline.with_listener(Arc::new(NotifyAs {
                 notifier: notifier.clone(),
-                caller: pusher.caller.clone(),
+                caller: committer.caller.clone(),
             }));
         }
         let mut writer = PushWriter {
             context: self,
-            idempotency: pusher.idempotency,
+            idempotency: committer.idempotency,
+            source_state: committer.source_state,
             strategy,
             input,
             written,
@@ -287,6 +322,7 @@ impl IngestContext {
 struct PushWriter<'a> {
     context: &'a IngestContext,
     idempotency: Option<&'a Idempotency>,
+    source_state: Option<SourceState>,
     strategy: &'a MergeStrategy,
     input: MergeInputRecords,
     /// The slice written while the body arrived, or by an attempt that lost a race.
@@ -303,6 +339,11 @@ impl CommitWriter for PushWriter<'_> {
         &self,
         chain: &ChainSnapshot,
     ) -> Result<Option<IngestResponse>, IngestError> {
+        if let Some(state) = &self.source_state
+            && crate::source::latest_source_state(chain, &state.source_name) == Some(state)
+        {
+            return Ok(Some(unchanged(chain)));
+        }
         match self.idempotency {
             Some(idempotency) => {
                 match find_previous_ingest(chain, &idempotency.key, &idempotency.scope) {
@@ -382,7 +423,7 @@ impl CommitWriter for PushWriter<'_> {
             }),
             new_checkpoint: None,
             new_watermark: watermark,
-            new_source_state: None,
+            new_source_state: self.source_state.clone(),
             extra: self.idempotency.map(Idempotency::extra),
         }));
         Ok(Some(Prepared {

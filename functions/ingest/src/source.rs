@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use weir_dataset::ChainSnapshot;
-use weir_odf::{AddPushSource, DataSchema, DatasetKind, MetadataEvent, Multihash, OffsetInterval};
+use weir_odf::{
+    AddPushSource, DataSchema, DatasetKind, MetadataEvent, Multihash, OffsetInterval, SourceState,
+};
 
 use crate::error::IngestError;
 
@@ -135,5 +137,22 @@ pub fn find_previous_ingest(
                     .map(|slice| slice.offset_interval.clone()),
                 request_hash: text(REQUEST_HASH_ATTRIBUTE).map(str::to_string),
             })
+        })
+}
+
+/// The last state a source recorded (`AddData.newSourceState`): only the latest per source counts.
+pub fn latest_source_state<'a>(
+    chain: &'a ChainSnapshot,
+    source_name: &str,
+) -> Option<&'a SourceState> {
+    chain
+        .blocks
+        .iter()
+        .find_map(|(_, block)| match &block.event {
+            MetadataEvent::AddData(add_data) => add_data
+                .new_source_state
+                .as_ref()
+                .filter(|state| state.source_name == source_name),
+            _ => None,
         })
 }

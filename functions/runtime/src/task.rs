@@ -1,8 +1,89 @@
 //! The control plane's task queue over HTTP, for a function deployed apart (see weir-tasks).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use serde::Deserialize;
 pub use weir_tasks::*;
+
+use crate::ControlPlaneLinkConfig;
+
+/// How the function takes tasks from the control plane (`/tasks/lease` over HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskWorkerConfig {
+    /// The control plane; defaults to `control_plane.url`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A token of an administrator (or of a service account made one) that may take tasks.
+    pub token: String,
+    /// This executor's name in leases; unique per replica (defaults to a random one).
+    #[serde(default)]
+    pub executor: Option<String>,
+    /// Tasks run at once.
+    #[serde(default = "default_task_concurrency")]
+    pub concurrency: usize,
+    /// A lease lasts this long unless renewed (renewed every third of it while running).
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// Pause between polls of an empty queue.
+    #[serde(default = "default_poll_millis")]
+    pub poll_millis: u64,
+}
+
+fn default_task_concurrency() -> usize {
+    2
+}
+
+fn default_lease_seconds() -> u64 {
+    60
+}
+
+fn default_poll_millis() -> u64 {
+    1000
+}
+
+/// Starts taking tasks of `kinds` from the control plane's queue over HTTP, in the background;
+/// `function` names the executor unless the config does.
+pub fn spawn_remote_worker(
+    tasks: &TaskWorkerConfig,
+    link: Option<&ControlPlaneLinkConfig>,
+    function: &str,
+    kinds: &[TaskKind],
+    handler: Arc<dyn TaskHandler>,
+) -> Result<(), String> {
+    let url = tasks
+        .url
+        .clone()
+        .or_else(|| link.map(|link| link.url.clone()))
+        .ok_or("invalid config key `tasks.url`: needed when there is no `control_plane`")?;
+    if !(1..=64).contains(&tasks.concurrency) {
+        return Err("invalid config key `tasks.concurrency`: must be between 1 and 64".to_string());
+    }
+    if !(5..=3600).contains(&tasks.lease_seconds) {
+        return Err(
+            "invalid config key `tasks.lease_seconds`: must be between 5 and 3600".to_string(),
+        );
+    }
+    let source = RemoteTaskSource::new(&url, &tasks.token)?;
+    let options = WorkerOptions {
+        executor: tasks
+            .executor
+            .clone()
+            .unwrap_or_else(|| format!("{function}/{}", uuid::Uuid::new_v4().simple())),
+        kinds: kinds.to_vec(),
+        lease: Duration::from_secs(tasks.lease_seconds),
+        idle_poll: Duration::from_millis(tasks.poll_millis.max(10)),
+        concurrency: tasks.concurrency,
+    };
+    tokio::spawn(run_worker(
+        Arc::new(source),
+        handler,
+        options,
+        Arc::new(tokio::sync::Notify::new()),
+    ));
+    Ok(())
+}
 
 /// The control plane's task queue over HTTP (`/tasks/lease`, `/tasks/{id}/heartbeat`,
 /// `/tasks/{id}/finish`), for a function deployed apart. `token` is an administrator's or a

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use weir_dataset::StorageConfig;
 use weir_function_runtime::ControlPlaneLinkConfig;
+pub use weir_function_runtime::task::TaskWorkerConfig;
 
 use crate::engine::EngineIdentity;
 use crate::engine::grpc::ENGINE_PORT;
@@ -36,41 +37,6 @@ impl Default for TransformConfig {
             tasks: None,
         }
     }
-}
-
-/// How the function takes tasks from the control plane (`/tasks/lease` over HTTP).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskWorkerConfig {
-    /// The control plane; defaults to `control_plane.url`.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// A token of an administrator (or of a service account made one) that may take tasks.
-    pub token: String,
-    /// This executor's name in leases; unique per replica (defaults to a random one).
-    #[serde(default)]
-    pub executor: Option<String>,
-    /// Tasks run at once.
-    #[serde(default = "default_task_concurrency")]
-    pub concurrency: usize,
-    /// A lease lasts this long unless renewed (renewed every third of it while running).
-    #[serde(default = "default_lease_seconds")]
-    pub lease_seconds: u64,
-    /// Pause between polls of an empty queue.
-    #[serde(default = "default_poll_millis")]
-    pub poll_millis: u64,
-}
-
-fn default_task_concurrency() -> usize {
-    2
-}
-
-fn default_lease_seconds() -> u64 {
-    60
-}
-
-fn default_poll_millis() -> u64 {
-    1000
 }
 
 /// Where steps are computed.

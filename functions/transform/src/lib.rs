@@ -46,7 +46,15 @@ pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
             .push(std::sync::Arc::new(notify::NotifyListener::new(notifier)));
     }
     if let Some(tasks) = &config.tasks {
-        spawn_task_worker(tasks, config.control_plane.as_ref(), transformer.clone())?;
+        weir_function_runtime::task::spawn_remote_worker(
+            tasks,
+            config.control_plane.as_ref(),
+            FUNCTION_NAME,
+            &tasks::TASK_KINDS,
+            std::sync::Arc::new(TransformTaskHandler {
+                transformer: transformer.clone(),
+            }),
+        )?;
     }
     Ok(router(std::sync::Arc::new(TransformContext {
         store,
@@ -54,45 +62,4 @@ pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
         access: platform.access,
         runs: None,
     })))
-}
-
-/// Starts taking tasks from the control plane's queue over HTTP.
-fn spawn_task_worker(
-    tasks: &TaskWorkerConfig,
-    link: Option<&weir_function_runtime::ControlPlaneLinkConfig>,
-    transformer: Transformer,
-) -> Result<(), String> {
-    use std::time::Duration;
-    use weir_function_runtime::task::{RemoteTaskSource, WorkerOptions, run_worker};
-    let url = tasks
-        .url
-        .clone()
-        .or_else(|| link.map(|link| link.url.clone()))
-        .ok_or("invalid config key `tasks.url`: needed when there is no `control_plane`")?;
-    if !(1..=64).contains(&tasks.concurrency) {
-        return Err("invalid config key `tasks.concurrency`: must be between 1 and 64".to_string());
-    }
-    if !(5..=3600).contains(&tasks.lease_seconds) {
-        return Err(
-            "invalid config key `tasks.lease_seconds`: must be between 5 and 3600".to_string(),
-        );
-    }
-    let source = RemoteTaskSource::new(&url, &tasks.token)?;
-    let options = WorkerOptions {
-        executor: tasks
-            .executor
-            .clone()
-            .unwrap_or_else(|| format!("transform/{}", uuid::Uuid::new_v4().simple())),
-        kinds: tasks::TASK_KINDS.to_vec(),
-        lease: Duration::from_secs(tasks.lease_seconds),
-        idle_poll: Duration::from_millis(tasks.poll_millis.max(10)),
-        concurrency: tasks.concurrency,
-    };
-    tokio::spawn(run_worker(
-        std::sync::Arc::new(source),
-        std::sync::Arc::new(TransformTaskHandler { transformer }),
-        options,
-        std::sync::Arc::new(tokio::sync::Notify::new()),
-    ));
-    Ok(())
 }

@@ -443,6 +443,16 @@ async fn finish_task(
     ))
 }
 
+/// The caller's account name, which a manifest's bare dataset name belongs to.
+fn caller_account(caller: &weir_function_runtime::Caller) -> Result<String, ApiError> {
+    caller.account_name.clone().ok_or_else(|| {
+        ApiError::new(
+            weir_function_runtime::ErrorKind::Unauthenticated,
+            "applying a flow manifest needs a token",
+        )
+    })
+}
+
 /// Applies an ODF `Flow` manifest (YAML or JSON): every flow it maps to is stored, or none.
 #[utoipa::path(post, path = "/flows", tag = "flows",
     request_body(content = String, description = "an ODF Flow manifest", content_type = "application/yaml"),
@@ -470,15 +480,26 @@ async fn apply_manifest(
     let api = control_plane.flows_api();
     let mut views = Vec::new();
     for flow in planned {
-        let target = if flow.key.dataset_id.is_empty() {
-            crate::services::flows::FlowsApi::require_system(&caller)?;
-            weir_flows::Target::System
-        } else {
-            return Err(ApiError::internal(
-                "dataset flows from manifests are not mapped",
-            ));
+        let (key, target) = match &flow.dataset {
+            None => {
+                crate::services::flows::FlowsApi::require_system(&caller)?;
+                (flow.key.clone(), weir_flows::Target::System)
+            }
+            Some(dataset) => {
+                let (owner, name) = match dataset.split_once('/') {
+                    Some((owner, name)) => (owner.to_string(), name.to_string()),
+                    None => (caller_account(&caller)?, dataset.clone()),
+                };
+                api.resolve(
+                    &caller,
+                    Some((&owner, &name)),
+                    flow.key.flow_type.as_str(),
+                    Role::Maintainer,
+                )
+                .await?
+            }
         };
-        views.push(api.configure(&flow.key, target, flow.config).await?);
+        views.push(api.configure(&key, target, flow.config).await?);
     }
     Ok(Json(views))
 }

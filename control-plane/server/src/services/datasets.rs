@@ -63,6 +63,8 @@ pub struct DatasetService {
     pub accounts: Arc<AccountService>,
     pub indexer: Arc<Indexer>,
     pub default_visibility: Visibility,
+    /// Where polling sources may fetch from.
+    pub polling: weir_dataset::polling::PollingPolicy,
     /// Wakes the outbox relay after a change.
     pub outbox_wake: Arc<tokio::sync::Notify>,
 }
@@ -157,6 +159,18 @@ impl DatasetService {
                 .await
                 .map_err(ServiceError::internal)?
                 .map_err(|error| ServiceError::InvalidInput(format!("manifest: {error}")))?;
+        for event in &definition.metadata {
+            if let weir_odf::MetadataEvent::SetPollingSource(source) = event {
+                self.polling
+                    .check_fetch(&source.fetch)
+                    .map_err(|violation| {
+                        ServiceError::InvalidInput(format!(
+                            "manifest: SetPollingSource: {}: {}",
+                            violation.field, violation.message
+                        ))
+                    })?;
+            }
+        }
         let account: AccountName = owner.name.parse().map_err(ServiceError::internal)?;
         self.resolve_transform_inputs(caller, &account, &mut definition)
             .await?;

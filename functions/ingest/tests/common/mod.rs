@@ -14,6 +14,7 @@ use weir_odf::AccountName;
 
 pub struct Harness {
     pub store: DatasetStore,
+    pub context: Arc<IngestContext>,
     pub address: SocketAddr,
     pub client: reqwest::Client,
     _dir: tempfile::TempDir,
@@ -29,8 +30,8 @@ impl Harness {
         let store = DatasetStore::local_fs(dir.path()).unwrap();
         let mut config = IngestConfig::default();
         adjust(&mut config);
-        let router =
-            weir_ingest::router(Arc::new(IngestContext::standalone(store.clone(), config)));
+        let context = Arc::new(IngestContext::standalone(store.clone(), config));
+        let router = weir_ingest::router(context.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -38,6 +39,7 @@ impl Harness {
         });
         Self {
             store,
+            context,
             address,
             client: reqwest::Client::new(),
             _dir: dir,
