@@ -57,6 +57,7 @@ on_both_databases!(
     permissions_follow_the_dataset,
     graphql_configures_triggers_and_pages_runs,
     flow_types_fit_the_dataset_or_are_refused,
+    polling_sources_the_policy_refuses_answer_400,
     odf_flow_manifests_apply_or_name_what_they_cannot,
     bad_requests_answer_json_4xx_and_change_nothing,
 );
@@ -810,7 +811,7 @@ async fn flow_types_fit_the_dataset_or_are_refused(node: Node) {
         json!({}),
     )
     .await;
-    assert_eq!(status, StatusCode::OK);
+    assert_eq!(status, StatusCode::ACCEPTED);
     let task = lease(&node, &["ingest"], "ingest-executor", 10_000).await;
     assert_eq!(task["kind"], "ingest", "{task}");
     let (status, body) = node.create_dataset(&node.admin, DERIVATIVE).await;
@@ -834,6 +835,73 @@ async fn flow_types_fit_the_dataset_or_are_refused(node: Node) {
         "invalid_input",
         "not available yet",
     );
+}
+
+/// With the default policy (no private networks, no file roots, no buckets), a manifest whose
+/// polling source reaches the node's own network or files is refused naming the field, and no
+/// dataset is created.
+async fn polling_sources_the_policy_refuses_answer_400(node: Node) {
+    let cases = [
+        (
+            "kind: Url\n        url: http://127.0.0.1:8080/x.csv",
+            "fetch.url",
+        ),
+        (
+            "kind: Url\n        url: http://169.254.169.254/latest/",
+            "fetch.url",
+        ),
+        (
+            "kind: Url\n        url: http://localhost/x.csv",
+            "fetch.url",
+        ),
+        ("kind: Url\n        url: gopher://example.org/", "fetch.url"),
+        ("kind: FilesGlob\n        path: /etc/*", "fetch.path"),
+        (
+            "kind: FilesGlob\n        path: s3://someone-elses/*.csv",
+            "fetch.path",
+        ),
+        ("kind: Container\n        image: busybox", "fetch.kind"),
+    ];
+    for (fetch, field) in cases {
+        let manifest = format!(
+            "kind: DatasetSnapshot
+version: 1
+content:
+  name: polled
+  kind: Root
+  metadata:
+    - kind: SetPollingSource
+      fetch:
+        {fetch}
+      read:
+        kind: NdJson
+      merge:
+        kind: Append
+"
+        );
+        let answer = node.create_dataset(&node.admin, &manifest).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "invalid_input", field);
+    }
+    let (status, _) = node.get("/datasets/admin/polled", Some(&node.admin)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // A public URL is fine.
+    let manifest = "kind: DatasetSnapshot
+version: 1
+content:
+  name: polled
+  kind: Root
+  metadata:
+    - kind: SetPollingSource
+      fetch:
+        kind: Url
+        url: https://example.org/x.ndjson
+      read:
+        kind: NdJson
+      merge:
+        kind: Append
+";
+    let (status, body) = node.create_dataset(&node.admin, manifest).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
 const GC_MANIFEST: &str = "

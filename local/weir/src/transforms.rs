@@ -11,7 +11,7 @@ use weir_flows::executor::LocalTaskSource;
 use weir_flows::model::{FlowKey, FlowType};
 use weir_flows::repository::RunFilter;
 use weir_flows::{RunOutcome, RunStatus, Target};
-use weir_function_runtime::task::{TaskSource, WorkerOptions};
+use weir_function_runtime::task::{TaskHandler, TaskKind, TaskSource, WorkerOptions};
 use weir_odf::DatasetId;
 use weir_transform::notify::NotifyListener;
 use weir_transform::status::StepFailure;
@@ -124,25 +124,43 @@ async fn spawn_executor(
     control_plane: &Arc<ControlPlane>,
     transformer: Transformer,
 ) -> Result<(), String> {
+    spawn_local_worker(
+        control_plane,
+        EXECUTOR,
+        &weir_transform::tasks::TASK_KINDS,
+        Arc::new(TransformTaskHandler { transformer }),
+    )
+    .await
+}
+
+/// Runs `handler` on tasks of `kinds` from the control plane's queue in this process, as
+/// `executor`; tasks it held when `weir up` stopped are queued again first.
+pub async fn spawn_local_worker(
+    control_plane: &Arc<ControlPlane>,
+    executor: &str,
+    kinds: &[TaskKind],
+    handler: Arc<dyn TaskHandler>,
+) -> Result<(), String> {
     let requeued = control_plane
         .flows
         .tasks
-        .requeue_held_by(EXECUTOR)
+        .requeue_held_by(executor)
         .await
         .map_err(|error| format!("task queue: {error}"))?;
     if requeued > 0 {
         tracing::info!(
             requeued,
+            executor,
             "tasks left running by the last run of weir up are queued again"
         );
     }
     let source: Arc<dyn TaskSource> = Arc::new(LocalTaskSource(control_plane.flows.clone()));
     tokio::spawn(weir_function_runtime::task::run_worker(
         source,
-        Arc::new(TransformTaskHandler { transformer }),
+        handler,
         WorkerOptions {
-            executor: EXECUTOR.to_string(),
-            kinds: weir_transform::tasks::TASK_KINDS.to_vec(),
+            executor: executor.to_string(),
+            kinds: kinds.to_vec(),
             lease: Duration::from_secs(60),
             idle_poll: Duration::from_secs(1),
             concurrency: 2,

@@ -4,7 +4,8 @@
 //! Embedded defaults (no flags): SQLite at `DIR/metadata.db`, datasets under `DIR/datasets`,
 //! the in-process event bus, a signing key kept in `DIR/signing.key`. `--config FILE` reads
 //! `control_plane:`, `ingest:`, `query:` and `transform:` sections instead (PostgreSQL, S3,
-//! NATS).
+//! NATS), and `polling:`, where polling sources may fetch from (default: private networks
+//! allowed, local files below `DIR/inbox`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use weir_control_plane::{ControlPlane, ControlPlaneConfig};
+use weir_dataset::polling::PollingPolicy;
 use weir_ingest::{IngestConfig, IngestContext};
 use weir_query::QueryConfig;
 
@@ -22,14 +24,49 @@ pub struct UpOptions {
     pub config: Option<PathBuf>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpConfig {
     pub control_plane: Option<ControlPlaneConfig>,
     pub ingest: IngestConfig,
     pub query: QueryConfig,
     pub transform: TransformUpConfig,
+    /// Where polling sources may fetch from, for the control plane's checks and the ingest
+    /// executor alike. Default: loopback and private networks allowed (the user's own
+    /// services), local files only below `DATA_DIR/inbox`, no S3 buckets.
+    pub polling: Option<PollingPolicy>,
+    /// Whether this process polls sources (executes `ingest` tasks); off when ingest functions
+    /// deployed apart take them from the queue.
+    pub ingest_tasks_in_process: bool,
 }
+
+impl Default for UpConfig {
+    fn default() -> Self {
+        Self {
+            control_plane: None,
+            ingest: IngestConfig::default(),
+            query: QueryConfig::default(),
+            transform: TransformUpConfig::default(),
+            polling: None,
+            ingest_tasks_in_process: true,
+        }
+    }
+}
+
+/// The polling policy of a local node: its user's machine and network, files in its inbox.
+fn local_polling_policy(data_dir: &Path) -> Result<PollingPolicy, String> {
+    let inbox = data_dir.join("inbox");
+    std::fs::create_dir_all(&inbox)
+        .map_err(|error| format!("cannot create {}: {error}", inbox.display()))?;
+    Ok(PollingPolicy {
+        allow_private_networks: true,
+        file_roots: vec![inbox],
+        ..PollingPolicy::default()
+    })
+}
+
+/// Name of the in-process executor of ingest tasks (polls of polling sources).
+pub const INGEST_EXECUTOR: &str = "weir-up/ingest";
 
 /// The transform function under `weir up`.
 #[derive(Debug, Deserialize)]
@@ -108,7 +145,14 @@ pub async fn start_control_plane(
     options: &UpOptions,
 ) -> Result<(Arc<ControlPlane>, UpConfig), String> {
     let mut config = load_up_config(options)?;
-    let control_plane_config = config.control_plane.take().unwrap_or_default();
+    let policy = match config.polling.clone() {
+        Some(policy) => policy,
+        None => local_polling_policy(&options.data_dir)?,
+    };
+    config.polling = Some(policy.clone());
+    config.ingest.polling = policy.clone();
+    let mut control_plane_config = config.control_plane.take().unwrap_or_default();
+    control_plane_config.polling = policy;
     let control_plane = ControlPlane::start(control_plane_config).await?;
     Ok((control_plane, config))
 }
@@ -179,6 +223,18 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
 
     let transform =
         crate::transforms::start(&control_plane, config.transform.in_process_executor).await?;
+    if config.ingest_tasks_in_process {
+        let poller =
+            weir_ingest::polling::Poller::new(ingest.clone(), ingest.config.polling.clone())
+                .map_err(|error| error.to_string())?;
+        crate::transforms::spawn_local_worker(
+            &control_plane,
+            INGEST_EXECUTOR,
+            &weir_ingest::polling::task::TASK_KINDS,
+            Arc::new(weir_ingest::polling::task::IngestTaskHandler { poller }),
+        )
+        .await?;
+    }
 
     let token = admin_token(&control_plane, &options.data_dir).await?;
     let router = weir_function_runtime::with_json_errors(
