@@ -145,6 +145,12 @@ where
 async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats() {
     weir_function_runtime::server::init_tracing();
     let storage = fresh_bucket();
+    // Files dropped under `landing/` of the same bucket are a polling source.
+    let polling = json!({
+        "s3_buckets": [storage["bucket"]],
+        "s3": {"endpoint": storage["endpoint"], "access_key_id": "test",
+               "secret_access_key": "test", "allow_http": true},
+    });
     let prefix = format!(
         "weire2e{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
@@ -157,8 +163,10 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
             "auth": {"signing_key": "2a".repeat(32)},
             "flows": {"tick_millis": 100},
         },
-        // Transform tasks are taken by the function deployed apart below.
+        // Transform and ingest tasks are taken by the functions deployed apart below.
         "transform": {"in_process_executor": false},
+        "ingest_tasks_in_process": false,
+        "polling": polling.clone(),
     });
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("weir.yaml");
@@ -186,6 +194,15 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
         weir_ingest::build(weir_ingest::IngestConfig {
             storage: storage_config.clone(),
             control_plane: Some(link.clone()),
+            polling: serde_json::from_value(polling.clone()).unwrap(),
+            tasks: Some(weir_function_runtime::task::TaskWorkerConfig {
+                url: None,
+                token: admin.clone(),
+                executor: Some("deployed-ingest-1".to_string()),
+                concurrency: 1,
+                lease_seconds: 30,
+                poll_millis: 100,
+            }),
             ..Default::default()
         })
         .await
@@ -458,5 +475,95 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["firstMismatch"], Value::Null, "{answer}");
     assert!(answer["stepsVerified"].as_u64().unwrap() >= 1, "{answer}");
+
+    // The ingest function deployed apart polls a FilesGlob source over the bucket when its flow
+    // is triggered.
+    put_object(
+        &storage,
+        "landing/2026-01-01.csv",
+        "city,population\nA,1\nB,2\n",
+    );
+    let polled = format!(
+        "kind: DatasetSnapshot
+version: 1
+content:
+  name: landing
+  kind: Root
+  metadata:
+    - kind: SetPollingSource
+      fetch:
+        kind: FilesGlob
+        path: s3://{}/landing/*.csv
+      read:
+        kind: Csv
+        header: true
+        schema:
+          fields:
+            - name: city
+              type: String
+            - name: population
+              type: Int64
+      merge:
+        kind: Append
+",
+        storage["bucket"].as_str().unwrap()
+    );
+    let (status, created) = client
+        .send(
+            reqwest::Method::POST,
+            format!("{control_plane}/datasets"),
+            Some(&alice),
+            "application/yaml",
+            polled,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, run) = client
+        .json(
+            reqwest::Method::POST,
+            format!("{control_plane}/datasets/alice/landing/flows/ingest/trigger"),
+            Some(&alice),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let ingested = eventually(Duration::from_secs(30), || async {
+        let (status, answer) = sql(Some(alice.clone()), r#""landing""#).await;
+        status == StatusCode::OK && answer["output"]["data"] == json!([{"n": 2}])
+    })
+    .await;
+    let (_, runs) = client
+        .json(
+            reqwest::Method::GET,
+            format!("{control_plane}/datasets/alice/landing/flows/runs"),
+            Some(&alice),
+            Value::Null,
+        )
+        .await;
+    assert!(
+        ingested,
+        "the deployed ingest function never polled: {runs}"
+    );
+    assert_eq!(runs["runs"][0]["outcome"]["kind"], "success", "{runs}");
+    assert_eq!(
+        runs["runs"][0]["outcome"]["details"]["commits"], 1,
+        "{runs}"
+    );
     bus.delete_stream().await.unwrap();
+}
+
+/// Puts an object into the test bucket of `storage` (a storage config from `fresh_bucket`).
+fn put_object(storage: &Value, key: &str, body: &str) {
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import boto3,sys; boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=sys.argv[4].encode())",
+            storage["endpoint"].as_str().unwrap(),
+            storage["bucket"].as_str().unwrap(),
+            key,
+            body,
+        ])
+        .status()
+        .expect("python3 with boto3 puts the object");
+    assert!(status.success(), "cannot put {key}");
 }
