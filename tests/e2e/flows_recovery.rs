@@ -1,7 +1,7 @@
 //! End to end under the real `weir up`: flows that run by themselves.
-//! - A derivative's default flow recovers by itself after its input is reset (a breaking
-//!   change): the step finds the input's history rewritten, resets the derivative, and computes
-//!   it again from what the input holds now.
+//! - A derivative's default flow recovers by itself after its input is reset or compacted (a
+//!   breaking change): the step finds the input's history rewritten, resets the derivative, and
+//!   computes it again from what the input holds now.
 //! - Polling sources ingest on their flow's schedule or trigger: a URL on loopback (only what
 //!   changed, 304 adds nothing) and files dropped into the node's inbox; sources the node must
 //!   not read are refused at creation.
@@ -84,6 +84,19 @@ impl Api {
         body["output"]["data"].clone()
     }
 
+    /// Runs of the derivative's flow that reset it.
+    async fn resets(&self) -> usize {
+        let runs = self
+            .get("/datasets/admin/sensor.hourly/flows/runs?limit=100")
+            .await;
+        runs["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|run| !run["outcome"]["details"]["reset"].is_null())
+            .count()
+    }
+
     /// Waits until the derivative's rows are `expected` and its flow is idle and up to date.
     async fn wait_for_hourly(&self, expected: Value) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -94,7 +107,8 @@ impl Api {
             }
             assert!(
                 Instant::now() < deadline,
-                "sensor.hourly never became {expected}: {status}"
+                "sensor.hourly never became {expected} (it is {}): {status}",
+                self.hourly().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -187,6 +201,54 @@ async fn a_derivative_recovers_by_itself_after_its_input_is_reset() {
         .await;
     assert_eq!(status, 200, "{verified}");
     assert_eq!(verified["firstMismatch"], Value::Null, "{verified}");
+
+    // Compaction of the input is a breaking change too: small pushes merged into one slice,
+    // the derivative resets and computes the same rows again.
+    api.push(r#"{"ts": "2026-01-01T12:20:00Z", "sensor": "s9", "temp": 32.0}"#)
+        .await;
+    api.push(r#"{"ts": "2026-01-01T12:40:00Z", "sensor": "s9", "temp": 34.0}"#)
+        .await;
+    // The derivative's changelog: +A 30, then -C/+C to 31 and to 32 as the pushes arrive.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.hourly().await.as_array().map_or(0, Vec::len) != 5 {
+        assert!(Instant::now() < deadline, "{}", api.hourly().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let resets_before = api.resets().await;
+    let (status, body) = api
+        .send(
+            reqwest::Method::POST,
+            "/datasets/admin/sensor.temp/flows/compaction/trigger",
+            "application/json",
+            "{}".to_string(),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let runs = api
+            .get("/datasets/admin/sensor.temp/flows/runs?limit=10")
+            .await;
+        let compacted = &runs["runs"][0];
+        if compacted["outcome"]["kind"] == "success" {
+            assert_eq!(compacted["flowType"], "compaction", "{runs}");
+            assert_eq!(compacted["outcome"]["details"]["slicesAfter"], 1, "{runs}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "compaction never finished: {runs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.resets().await == resets_before {
+        assert!(Instant::now() < deadline, "sensor.hourly never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Computed again from the compacted input: one row, no changelog of the past pushes.
+    api.wait_for_hourly(json!([{"sensor": "s9", "avg_temp": 32.0}]))
+        .await;
 }
 
 /// A CSV served on loopback with an ETag, as a source that changes now and then.

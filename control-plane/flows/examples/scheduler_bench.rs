@@ -82,6 +82,7 @@ fn schedule(every: &str) -> FlowConfig {
         },
         retry: None,
         stop: StopPolicy::Never,
+        compaction: None,
     }
 }
 

@@ -1,13 +1,13 @@
 //! ODF `Flow` resources (`https://opendatafabric.org/schemas/flow/v1alpha1/Flow`): what a
 //! manifest asks for, mapped onto Weir's flows. A `GarbageCollection` task over every dataset
-//! becomes the system GC flow; an `Ingest` task on one dataset becomes its ingest flow (the
-//! source is the dataset's own `SetPollingSource`); task kinds Weir cannot execute yet are
-//! refused naming the field, never half applied.
+//! becomes the system GC flow; an `Ingest` or `Compaction` task on one dataset becomes that
+//! dataset's flow (a dataset polls its own `SetPollingSource`; compaction takes the spec's
+//! `CompactionParams`); what Weir cannot honour is refused naming the field, never half applied.
 
 use serde::Deserialize;
 
 use crate::error::FieldError;
-use crate::model::{FlowConfig, FlowKey, FlowType, StopPolicy, Trigger};
+use crate::model::{CompactionTarget, FlowConfig, FlowKey, FlowType, StopPolicy, Trigger};
 
 pub const FLOW_SCHEMA: &str = "https://opendatafabric.org/schemas/flow/v1alpha1/Flow";
 
@@ -76,7 +76,7 @@ fn targets_every_dataset(target: &serde_json::Value) -> Result<bool, FieldError>
 }
 
 /// The one dataset a target names (`Dataset:NAME`, or `{type: Dataset, name: NAME}`).
-fn single_dataset(target: &serde_json::Value) -> Result<String, FieldError> {
+fn single_dataset(target: &serde_json::Value, kind: &str) -> Result<String, FieldError> {
     let name = match target {
         serde_json::Value::String(text) => match text.split_once(':') {
             Some(("Dataset", name)) => Some(name),
@@ -94,7 +94,10 @@ fn single_dataset(target: &serde_json::Value) -> Result<String, FieldError> {
         Some(name) if !name.is_empty() && !name.contains(['%', '*', '?']) => Ok(name.to_string()),
         _ => Err(field(
             "spec.target",
-            "an Ingest flow targets one dataset: `Dataset:<name>`",
+            format!(
+                "a {kind} flow targets one dataset: `Dataset:<name>` (one flow per dataset; \
+                 patterns and labels are not supported)"
+            ),
         )),
     }
 }
@@ -164,6 +167,7 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
                 trigger: trigger_of(&manifest.spec.triggers)?,
                 retry: None,
                 stop: StopPolicy::Never,
+                compaction: None,
             };
             config
                 .clone()
@@ -181,10 +185,15 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
                 config,
             }])
         }
-        "Ingest" => {
-            let dataset = single_dataset(&manifest.spec.target)?;
+        "Ingest" | "Compaction" => {
+            let flow_type = if kind == "Ingest" {
+                FlowType::Ingest
+            } else {
+                FlowType::Compaction
+            };
+            let dataset = single_dataset(&manifest.spec.target, kind)?;
             if let Some(source) = task.get("source")
-                && source.as_str() != Some(dataset.as_str())
+                && (flow_type != FlowType::Ingest || source.as_str() != Some(dataset.as_str()))
             {
                 return Err(field(
                     "spec.tasks[0].source",
@@ -198,34 +207,47 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
             }) {
                 return Err(field(
                     &format!("spec.tasks[0].{unknown}"),
-                    "unknown field of an Ingest task",
+                    format!("unknown field of a {kind} task"),
                 ));
             }
+            let compaction = match (flow_type, task.get("params")) {
+                (FlowType::Compaction, Some(params)) => Some(
+                    serde_json::from_value::<CompactionTarget>(params.clone()).map_err(
+                        |error| {
+                            field(
+                                "spec.tasks[0].params",
+                                format!("not CompactionParams: {error}"),
+                            )
+                        },
+                    )?,
+                ),
+                _ => None,
+            };
             let config = FlowConfig {
                 trigger: trigger_of(&manifest.spec.triggers)?,
                 retry: None,
                 stop: StopPolicy::Never,
+                compaction,
             };
             config
                 .clone()
-                .check(FlowType::Ingest)
+                .check(flow_type)
                 .map_err(|error| FieldError {
-                    field: format!(
-                        "spec.triggers[0].{}",
-                        error.field.trim_start_matches("trigger.")
-                    ),
+                    field: match error.field.strip_prefix("compaction.") {
+                        Some(param) => format!("spec.tasks[0].params.{param}"),
+                        None => format!(
+                            "spec.triggers[0].{}",
+                            error.field.trim_start_matches("trigger.")
+                        ),
+                    },
                     message: error.message,
                 })?;
             Ok(vec![PlannedFlow {
-                key: FlowKey::new(String::new(), FlowType::Ingest),
+                key: FlowKey::new(String::new(), flow_type),
                 dataset: Some(dataset),
                 config,
             }])
         }
-        "Compaction" => Err(field(
-            "spec.tasks[0].kind",
-            "Compaction tasks are not available yet: this node has no executor for them",
-        )),
         "WebhookCall" => Err(field(
             "spec.tasks[0].kind",
             "WebhookCall tasks are not available yet (webhooks come with governance)",
@@ -299,6 +321,29 @@ mod tests {
     }
 
     #[test]
+    fn compaction_of_one_dataset_takes_the_spec_params() {
+        let flow = ingest(
+            serde_json::json!("Dataset:sensor.temp"),
+            serde_json::json!({"kind": "Compaction",
+                               "params": {"maxSliceSize": "100MiB", "maxSliceRecords": 10000}}),
+        );
+        let planned = plan(&manifest(flow)).unwrap();
+        assert_eq!(planned[0].key.flow_type, FlowType::Compaction);
+        assert_eq!(
+            planned[0].config.task_params()["maxSliceSize"],
+            serde_json::json!(100 * 1024 * 1024)
+        );
+        let too_small = ingest(
+            serde_json::json!("Dataset:sensor.temp"),
+            serde_json::json!({"kind": "Compaction", "params": {"maxSliceSize": "1KiB"}}),
+        );
+        assert_eq!(
+            plan(&manifest(too_small)).unwrap_err().field,
+            "spec.tasks[0].params.maxSliceSize"
+        );
+    }
+
+    #[test]
     fn garbage_collection_of_every_dataset_is_the_system_gc_flow() {
         let planned = plan(&manifest(gc(serde_json::json!("Dataset:%"), "@daily"))).unwrap();
         assert_eq!(planned.len(), 1);
@@ -330,11 +375,13 @@ mod tests {
         for (json, expected) in cases {
             assert_eq!(plan(&manifest(json)).unwrap_err().field, expected);
         }
-        let mut compact = gc(serde_json::json!("Dataset:%"), "@daily");
+        // The spec's flow-compact example targets every root by label, on an event.
+        let mut compact = gc(
+            serde_json::json!({"type": "Dataset", "name": "%", "labels": {"kind": "Root"}}),
+            "@daily",
+        );
         compact["spec"]["tasks"] = serde_json::json!([{"kind": "Compaction"}]);
-        let error = plan(&manifest(compact)).unwrap_err();
-        assert_eq!(error.field, "spec.tasks[0].kind");
-        assert!(error.message.contains("not available yet"));
+        assert_eq!(plan(&manifest(compact)).unwrap_err().field, "spec.target");
         let mut event = gc(serde_json::json!("Dataset:%"), "@daily");
         event["spec"]["triggers"] =
             serde_json::json!([{"kind": "Event", "events": {"type": "dataset.ref.updated"}}]);

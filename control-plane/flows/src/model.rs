@@ -42,6 +42,78 @@ pub struct FlowConfig {
     pub retry: Option<RetryPolicy>,
     #[serde(default)]
     pub stop: StopPolicy,
+    /// Target slice size of a compaction flow (the spec's `CompactionParams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compaction: Option<CompactionTarget>,
+}
+
+/// How large the slices a compaction merges into may get; defaults 256MiB and 10,000,000.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CompactionTarget {
+    /// A byte size such as `100MiB` (B, KiB, MiB, GiB, KB, MB, GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_slice_size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_slice_records: Option<u64>,
+}
+
+pub const MIN_SLICE_SIZE: u64 = 1 << 20;
+pub const MAX_SLICE_SIZE: u64 = 16 << 30;
+pub const MAX_SLICE_RECORDS: u64 = 1_000_000_000;
+
+/// Parses a byte size: a whole number and a unit (`B`, `KiB`, `MiB`, `GiB`, `KB`, `MB`, `GB`).
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte size such as `100MiB`"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}`: use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+impl CompactionTarget {
+    /// The task parameters in bytes and records, checked against the bounds.
+    fn check(&self) -> Result<serde_json::Value, FieldError> {
+        let mut params = serde_json::Map::new();
+        if let Some(size) = &self.max_slice_size {
+            let field = "compaction.maxSliceSize";
+            let bytes = parse_byte_size(size).map_err(|message| FieldError::new(field, message))?;
+            if !(MIN_SLICE_SIZE..=MAX_SLICE_SIZE).contains(&bytes) {
+                return Err(FieldError::new(field, "must be between 1MiB and 16GiB"));
+            }
+            params.insert("maxSliceSize".to_string(), bytes.into());
+        }
+        if let Some(records) = self.max_slice_records {
+            if !(1..=MAX_SLICE_RECORDS).contains(&records) {
+                return Err(FieldError::new(
+                    "compaction.maxSliceRecords",
+                    format!("must be between 1 and {MAX_SLICE_RECORDS}"),
+                ));
+            }
+            params.insert("maxSliceRecords".to_string(), records.into());
+        }
+        Ok(serde_json::Value::Object(params))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -246,6 +318,18 @@ impl FlowConfig {
                 Some((policy.max_attempts, delay, policy.backoff))
             }
         };
+        match (&self.compaction, flow_type) {
+            (Some(target), FlowType::Compaction) => {
+                target.check()?;
+            }
+            (Some(_), _) => {
+                return Err(FieldError::new(
+                    "compaction",
+                    format!("fits only compaction flows, not {}", flow_type.as_str()),
+                ));
+            }
+            (None, _) => {}
+        }
         if let StopPolicy::AfterConsecutiveFailures { failures } = self.stop
             && !(1..=MAX_STOP_FAILURES).contains(&failures)
         {
@@ -262,6 +346,27 @@ impl FlowConfig {
         })
     }
 
+    /// What the executor of a run's task is told: for transforms, whether to recover from a
+    /// breaking change of an input; for compactions, the target slice size.
+    pub fn task_params(&self) -> serde_json::Value {
+        let on_breaking_change = match &self.trigger {
+            Trigger::Reactive {
+                for_breaking_change: BreakingChangeRule::NoAction,
+                ..
+            } => "noAction",
+            _ => "recover",
+        };
+        let mut params = serde_json::json!({ "onBreakingChange": on_breaking_change });
+        if let Some(Ok(serde_json::Value::Object(target))) =
+            self.compaction.as_ref().map(CompactionTarget::check)
+        {
+            for (key, value) in target {
+                params[key] = value;
+            }
+        }
+        params
+    }
+
     /// What a derivative without a configured transform flow does: compute after every input
     /// commit, recover from breaking changes, retry transient failures three times.
     pub fn default_transform() -> Self {
@@ -276,6 +381,7 @@ impl FlowConfig {
                 backoff: Backoff::Exponential,
             }),
             stop: StopPolicy::Never,
+            compaction: None,
         }
     }
 
@@ -289,6 +395,7 @@ impl FlowConfig {
             },
             retry: None,
             stop: StopPolicy::Never,
+            compaction: None,
         }
     }
 }
@@ -379,5 +486,55 @@ mod tests {
             reactive.check(FlowType::Compaction).unwrap_err().field,
             "trigger.kind"
         );
+    }
+
+    #[test]
+    fn compaction_targets_are_checked_and_fit_only_compaction_flows() {
+        let config = |compaction: serde_json::Value| -> FlowConfig {
+            serde_json::from_value(serde_json::json!({
+                "trigger": {"kind": "schedule", "cron": "@daily"},
+                "compaction": compaction,
+            }))
+            .unwrap()
+        };
+        let good = config(serde_json::json!({"maxSliceSize": "64MiB", "maxSliceRecords": 5000}));
+        let checked = good.clone().check(FlowType::Compaction).unwrap();
+        assert_eq!(
+            checked.config.task_params()["maxSliceSize"],
+            serde_json::json!(64 << 20)
+        );
+        assert_eq!(
+            good.check(FlowType::Ingest).unwrap_err().field,
+            "compaction"
+        );
+        for (bad, field) in [
+            (
+                serde_json::json!({"maxSliceSize": "lots"}),
+                "compaction.maxSliceSize",
+            ),
+            (
+                serde_json::json!({"maxSliceSize": "64 parsecs"}),
+                "compaction.maxSliceSize",
+            ),
+            (
+                serde_json::json!({"maxSliceSize": "17GiB"}),
+                "compaction.maxSliceSize",
+            ),
+            (
+                serde_json::json!({"maxSliceSize": "99999999999999999999GiB"}),
+                "compaction.maxSliceSize",
+            ),
+            (
+                serde_json::json!({"maxSliceRecords": 0}),
+                "compaction.maxSliceRecords",
+            ),
+        ] {
+            assert_eq!(
+                config(bad).check(FlowType::Compaction).unwrap_err().field,
+                field
+            );
+        }
+        assert_eq!(parse_byte_size("100MB"), Ok(100_000_000));
+        assert_eq!(parse_byte_size("2048"), Ok(2048));
     }
 }

@@ -9,8 +9,7 @@ use weir_tasks::{LeasedTask, TaskKind, TaskOutcome};
 
 use crate::error::{FieldError, FlowError, FlowResult};
 use crate::model::{
-    BreakingChangeRule, CheckedConfig, FlowConfig, FlowKey, FlowType, NewDataRule, StopPolicy,
-    Trigger, retry_delay,
+    CheckedConfig, FlowConfig, FlowKey, FlowType, NewDataRule, StopPolicy, Trigger, retry_delay,
 };
 use crate::repository::{FlowRepository, MergePlan, Resolution, RunFilter, TaskRepository};
 use crate::run::{Cause, FlowBinding, FlowRun, RunOutcome, RunStatus, WaitReason};
@@ -31,15 +30,6 @@ pub fn check_fits(flow_type: FlowType, target: Target) -> Result<(), FieldError>
         FlowType::Reset => target != Target::System,
         FlowType::Gc => target == Target::System,
     };
-    if fits && flow_type == FlowType::Compaction {
-        return Err(FieldError::new(
-            "flowType",
-            format!(
-                "{} flows are not available yet: this node has no executor for them",
-                flow_type.as_str()
-            ),
-        ));
-    }
     if fits {
         return Ok(());
     }
@@ -222,6 +212,7 @@ impl FlowService {
             trigger: Trigger::Manual,
             retry: None,
             stop: StopPolicy::Never,
+            compaction: None,
         });
         let now = now_millis();
         self.flows.ensure_binding(key, &config, now).await?;
@@ -412,22 +403,10 @@ impl FlowService {
         };
         let mut queued = 0;
         for run in self.flows.due_runs(now, limit).await? {
-            let on_breaking_change = match self.flows.binding(&run.key).await? {
-                Some(FlowBinding {
-                    config:
-                        FlowConfig {
-                            trigger:
-                                Trigger::Reactive {
-                                    for_breaking_change: BreakingChangeRule::NoAction,
-                                    ..
-                                },
-                            ..
-                        },
-                    ..
-                }) => "noAction",
-                _ => "recover",
+            let params = match self.flows.binding(&run.key).await? {
+                Some(binding) => binding.config.task_params(),
+                None => FlowConfig::default_transform().task_params(),
             };
-            let params = serde_json::json!({ "onBreakingChange": on_breaking_change });
             if self
                 .flows
                 .dispatch(run.run_id, &params, now)

@@ -87,6 +87,7 @@ fn manual_config() -> FlowConfig {
         trigger: Trigger::Manual,
         retry: None,
         stop: StopPolicy::Never,
+        compaction: None,
     }
 }
 

@@ -792,6 +792,8 @@ async fn graphql_configures_triggers_and_pages_runs(node: Node) {
     assert_eq!(flows["data"]["flows"][0]["flowType"], "reset", "{flows}");
 }
 
+/// Ingest and compaction flows fit root datasets (their tasks carry the compaction target);
+/// neither fits a derivative.
 async fn flow_types_fit_the_dataset_or_are_refused(node: Node) {
     setup(&node).await;
     let schedule = json!({"trigger": {"kind": "schedule", "every": "1h"}});
@@ -828,12 +830,49 @@ async fn flow_types_fit_the_dataset_or_are_refused(node: Node) {
         "invalid_input",
         "does not fit",
     );
-    let answer = put_flow(&node, "/datasets/admin/readings/flows/compaction", schedule).await;
+    let compaction = json!({"trigger": {"kind": "schedule", "cron": "@daily"},
+                            "compaction": {"maxSliceSize": "64MiB", "maxSliceRecords": 100000}});
+    let answer = put_flow(
+        &node,
+        "/datasets/admin/readings/flows/compaction",
+        compaction,
+    )
+    .await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    let (status, _) = post(
+        &node,
+        "/datasets/admin/readings/flows/compaction/trigger",
+        &node.admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let task = lease(&node, &["compaction"], "ingest-executor", 10_000).await;
+    assert_eq!(task["params"]["maxSliceSize"], 64 << 20, "{task}");
+    assert_eq!(task["params"]["maxSliceRecords"], 100000, "{task}");
+    let answer = put_flow(
+        &node,
+        "/datasets/admin/readings/flows/compaction",
+        json!({"trigger": {"kind": "manual"}, "compaction": {"maxSliceSize": "a lot"}}),
+    )
+    .await;
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
         "invalid_input",
-        "not available yet",
+        "compaction.maxSliceSize",
+    );
+    let answer = put_flow(
+        &node,
+        "/datasets/admin/hourly/flows/compaction",
+        json!({"trigger": {"kind": "manual"}}),
+    )
+    .await;
+    assert_error(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "does not fit",
     );
 }
 
@@ -973,14 +1012,25 @@ async fn odf_flow_manifests_apply_or_name_what_they_cannot(node: Node) {
         "invalid_input",
         "does not fit",
     );
+    // The spec's flow-compact example selects every root by label on an event: one flow per
+    // dataset is what Weir has, so it names the target.
     let compaction = GC_MANIFEST.replace("- kind: GarbageCollection", "- kind: Compaction");
     let answer = manifest(compaction).await;
     assert_error(
         &answer,
         StatusCode::BAD_REQUEST,
         "invalid_input",
-        "spec.tasks[0].kind",
+        "spec.target",
     );
+    let compaction = GC_MANIFEST
+        .replace("Dataset:%", "Dataset:readings")
+        .replace(
+            "- kind: GarbageCollection",
+            "- kind: Compaction\n      params:\n        maxSliceSize: 100MiB\n        maxSliceRecords: 10000",
+        );
+    let answer = manifest(compaction).await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    assert_eq!(answer.1[0]["flowType"], "compaction", "{}", answer.1);
     let answer = node
         .call(
             Method::POST,

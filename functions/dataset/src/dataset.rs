@@ -348,10 +348,26 @@ impl Dataset {
         events: Vec<MetadataEvent>,
         system_time: DateTime<Utc>,
     ) -> Result<CommitResult, CommitError> {
+        let events = events
+            .into_iter()
+            .map(|event| (event, system_time))
+            .collect();
+        self.commit_blocks(expected, state, events).await
+    }
+
+    /// Appends blocks, each at its own system time, after the head `state` describes, and swaps
+    /// the head from `expected` to the last of them. `state` need not be `expected`'s: a chain
+    /// rewritten after one of its blocks (compaction) is committed the same way.
+    pub async fn commit_blocks(
+        &self,
+        expected: Option<&HeadRef>,
+        state: &ChainValidator,
+        events: Vec<(MetadataEvent, DateTime<Utc>)>,
+    ) -> Result<CommitResult, CommitError> {
         let mut next_state = state.clone();
         let mut blocks = Vec::with_capacity(events.len());
         let mut encoded = Vec::with_capacity(events.len());
-        for event in events {
+        for (event, system_time) in events {
             let block = MetadataBlock {
                 system_time,
                 prev_block_hash: next_state.head().map(|(hash, _)| *hash),

@@ -9,6 +9,7 @@
 //! lambda runtimes or AWS SDKs (S3 access goes through `object_store`).
 
 pub mod commit;
+pub mod compaction;
 pub mod config;
 pub mod dataset;
 pub mod ddl;

@@ -52,6 +52,9 @@ pub struct SliceWriter {
     default_event_time: Option<DateTime<Utc>>,
     max_event_time: Option<i64>,
     upload_target: Option<SliceUploadTarget>,
+    /// Rows keep the `system_time` (and must carry the `offset`) they come with: slices merged
+    /// by compaction.
+    keep_system_columns: bool,
     open: Option<OpenSlice>,
 }
 
@@ -76,8 +79,16 @@ impl SliceWriter {
             default_event_time,
             max_event_time: None,
             upload_target: None,
+            keep_system_columns: false,
             open: None,
         }
+    }
+
+    /// Rewrites records of existing slices: each row keeps its `system_time`, and its `offset`
+    /// must be the next one (the slices are consecutive), or the write fails.
+    pub fn keeping_system_columns(mut self) -> Self {
+        self.keep_system_columns = true;
+        self
     }
 
     /// Sends a file larger than one upload part to `target` while it is encoded, instead of
@@ -118,10 +129,21 @@ impl SliceWriter {
                 rows,
             )),
         };
-        let system_times: ArrayRef = Arc::new(
-            TimestampMillisecondArray::from_value(self.system_time.timestamp_millis(), rows)
-                .with_timezone("UTC"),
-        );
+        let system_times: ArrayRef = match batch.column_by_name(SYSTEM_TIME_COLUMN) {
+            Some(column) if self.keep_system_columns => {
+                check_offsets(self.next_offset, batch)?;
+                cast(column, &timestamp_type())?
+            }
+            _ if self.keep_system_columns => {
+                return Err(SliceError::Schema(format!(
+                    "records being rewritten have no `{SYSTEM_TIME_COLUMN}` column"
+                )));
+            }
+            _ => Arc::new(
+                TimestampMillisecondArray::from_value(self.system_time.timestamp_millis(), rows)
+                    .with_timezone("UTC"),
+            ),
+        };
         if let Some(max) = event_times
             .as_any()
             .downcast_ref::<TimestampMillisecondArray>()
@@ -192,6 +214,24 @@ impl SliceWriter {
                 .and_then(DateTime::<Utc>::from_timestamp_millis),
             schema: open.schema,
         }))
+    }
+}
+
+/// Rewritten records must carry the offsets they are given again.
+fn check_offsets(next_offset: u64, batch: &RecordBatch) -> Result<(), SliceError> {
+    let offsets = batch
+        .column_by_name(OFFSET_COLUMN)
+        .and_then(|column| column.as_any().downcast_ref::<UInt64Array>());
+    let expected = next_offset..next_offset + batch.num_rows() as u64;
+    match offsets {
+        Some(offsets)
+            if offsets.null_count() == 0 && offsets.values().iter().copied().eq(expected) =>
+        {
+            Ok(())
+        }
+        _ => Err(SliceError::Schema(format!(
+            "records being rewritten do not carry the offsets from {next_offset} on"
+        ))),
     }
 }
 

@@ -59,7 +59,10 @@ pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
             link.as_ref(),
             FUNCTION_NAME,
             &polling::task::TASK_KINDS,
-            Arc::new(polling::task::IngestTaskHandler { poller }),
+            Arc::new(polling::task::IngestTaskHandler {
+                poller,
+                context: context.clone(),
+            }),
         )?;
     }
     Ok(router(context))

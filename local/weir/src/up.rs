@@ -231,7 +231,10 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
             &control_plane,
             INGEST_EXECUTOR,
             &weir_ingest::polling::task::TASK_KINDS,
-            Arc::new(weir_ingest::polling::task::IngestTaskHandler { poller }),
+            Arc::new(weir_ingest::polling::task::IngestTaskHandler {
+                poller,
+                context: ingest.clone(),
+            }),
         )
         .await?;
     }

@@ -1,7 +1,8 @@
-//! Polling ingest against real sources: an HTTP server on loopback (ETag, Last-Modified, 304,
-//! 5xx then recovery, redirects), files on disk, and a real S3 API (moto, `WEIR_TEST_S3_ENDPOINT`,
-//! started by `./local/test`). Each poll runs through the same read, merge and commit steps as a
-//! push; the source's progress is the chain's `newSourceState`.
+//! The flow tasks of root datasets. Polling ingest against real sources: an HTTP server on
+//! loopback (ETag, Last-Modified, 304, 5xx then recovery, redirects), files on disk, and a real
+//! S3 API (moto, `WEIR_TEST_S3_ENDPOINT`, started by `./local/test`); each poll runs through the
+//! same read, merge and commit steps as a push, and the source's progress is the chain's
+//! `newSourceState`. Compaction: small slices merged, every record kept as it was.
 
 mod common;
 
@@ -432,4 +433,89 @@ async fn create_bucket(endpoint: &str, bucket: &str) {
         .await
         .unwrap();
     assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_small_slices_and_keeps_every_record() {
+    use weir_dataset::compaction::{CompactionParams, compact};
+    let harness = Harness::start().await;
+    let dataset = harness
+        .create(&common::root_manifest(
+            "readings",
+            "        kind: NdJson",
+            "        kind: Append",
+        ))
+        .await;
+    let push = |n: u32, key: Option<&'static str>| {
+        let harness = &harness;
+        async move {
+            let body = format!(
+                "{{\"event_time\": \"2024-01-0{n}T00:00:00Z\", \"v\": {n}}}\n{{\"event_time\": \"2024-01-0{n}T12:00:00Z\", \"v\": {}}}",
+                n * 10
+            );
+            let mut headers = vec![("content-type", "application/x-ndjson")];
+            if let Some(key) = key {
+                headers.push(("idempotency-key", key));
+            }
+            harness
+                .push_with("/alice/readings/ingest", &headers, body)
+                .await
+        }
+    };
+    for n in 1..=5 {
+        let key = (n == 3).then_some("third-push");
+        let (status, body) = push(n, key).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let everything = "SELECT \"offset\", op, CAST(system_time AS VARCHAR), \
+                      CAST(event_time AS VARCHAR), v FROM t ORDER BY \"offset\"";
+    let before = harness.rows(&dataset, everything).await;
+    assert_eq!(before.len(), 10);
+
+    let params = CompactionParams {
+        max_slice_size: 1 << 30,
+        max_slice_records: 4,
+    };
+    let outcome = compact(&dataset, &params).await.unwrap().expect("merged");
+    // Pushes 1+2 and 4+5 merge; push 3 keeps its idempotency key, so it stays as it was.
+    assert_eq!(
+        (outcome.slices_before, outcome.slices_after),
+        (5, 3),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.records_merged, 8);
+    assert_eq!(harness.rows(&dataset, everything).await, before);
+    // Every slice's hashes hold: a fresh load of the chain validates it, and a full read of
+    // every new file matches its logical hash.
+    let chain = dataset.load_chain(None).await.unwrap();
+    for (_, block) in &chain.blocks {
+        if let MetadataEvent::AddData(add) = &block.event
+            && let Some(slice) = &add.new_data
+        {
+            let bytes = dataset.get_data(&slice.physical_hash).await.unwrap();
+            assert_eq!(
+                weir_dataset::slices::logical_hash_of_parquet(bytes).unwrap(),
+                slice.logical_hash
+            );
+        }
+    }
+    // Nothing more to merge.
+    assert!(compact(&dataset, &params).await.unwrap().is_none());
+    // The retried third push is still recognised; new pushes follow the compacted history.
+    let (status, replay) = push(3, Some("third-push")).await;
+    assert_eq!(status, 200, "{replay}");
+    assert_eq!(
+        replay["offsetInterval"],
+        serde_json::json!({"start": 4, "end": 5})
+    );
+    let (status, body) = push(6, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["offsetInterval"],
+        serde_json::json!({"start": 10, "end": 11})
+    );
+    assert_eq!(
+        harness.rows(&dataset, "SELECT count(*) FROM t").await,
+        vec!["12"]
+    );
 }
