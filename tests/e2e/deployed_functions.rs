@@ -201,7 +201,12 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
                 executor: Some("deployed-ingest-1".to_string()),
                 concurrency: 1,
                 lease_seconds: 30,
-                poll_millis: 100,
+                // Woken by the control plane's announcements on NATS, not by polling.
+                poll_millis: 600_000,
+                nats: Some(weir_function_runtime::task::DoorbellConfig {
+                    url: NATS_URL.to_string(),
+                    prefix: prefix.clone(),
+                }),
             }),
             ..Default::default()
         })
@@ -420,7 +425,11 @@ async fn deployed_functions_follow_the_control_plane_over_postgres_s3_and_nats()
                 executor: Some("deployed-transform-1".to_string()),
                 concurrency: 1,
                 lease_seconds: 30,
-                poll_millis: 100,
+                poll_millis: 600_000,
+                nats: Some(weir_function_runtime::task::DoorbellConfig {
+                    url: NATS_URL.to_string(),
+                    prefix: prefix.clone(),
+                }),
             }),
             ..Default::default()
         })

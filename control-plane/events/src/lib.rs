@@ -11,8 +11,10 @@ pub mod bus;
 pub mod envelope;
 pub mod in_process;
 pub mod nats;
+pub mod task_doorbell;
 
 pub use bus::{Acknowledge, BusError, Delivery, EventBus, EventStream};
 pub use envelope::{EventEnvelope, WeirEvent};
 pub use in_process::InProcessEventBus;
 pub use nats::NatsEventBus;
+pub use task_doorbell::NatsTaskDoorbell;

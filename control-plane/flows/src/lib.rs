@@ -23,5 +23,5 @@ pub use error::{FieldError, FlowError, FlowResult};
 pub use model::{FlowConfig, FlowKey, FlowType};
 pub use repository::{FlowRepository, RunFilter, TaskRepository};
 pub use run::{Cause, FlowBinding, FlowRun, RunOutcome, RunStatus, WaitReason};
-pub use service::{FlowService, Target};
+pub use service::{FlowService, Target, TaskDoorbell};
 pub use sql::SqlFlowStore;

@@ -62,6 +62,14 @@ pub struct FlowService {
     pub worker_wake: Arc<tokio::sync::Notify>,
     /// The system GC flow's config unless one is stored.
     pub default_gc: FlowConfig,
+    /// Announces queued tasks to executors deployed apart (NATS), when there is a bus for it.
+    pub doorbell: Option<Arc<dyn TaskDoorbell>>,
+}
+
+/// Tells executors outside this process that tasks of a kind were queued.
+#[async_trait::async_trait]
+pub trait TaskDoorbell: Send + Sync {
+    async fn ring(&self, kind: FlowType) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// A flow as the API shows it.
@@ -82,6 +90,7 @@ impl FlowService {
             scheduler_wake: Arc::new(tokio::sync::Notify::new()),
             worker_wake: Arc::new(tokio::sync::Notify::new()),
             default_gc: FlowConfig::default_gc(Duration::from_secs(24 * 3600)),
+            doorbell: None,
         }
     }
 
@@ -402,6 +411,7 @@ impl FlowService {
             false => 0,
         };
         let mut queued = 0;
+        let mut kinds = Vec::new();
         for run in self.flows.due_runs(now, limit).await? {
             let params = match self.flows.binding(&run.key).await? {
                 Some(binding) => binding.config.task_params(),
@@ -414,6 +424,19 @@ impl FlowService {
                 .is_some()
             {
                 queued += 1;
+                if !kinds.contains(&run.key.flow_type) {
+                    kinds.push(run.key.flow_type);
+                }
+            }
+        }
+        if requeued > 0 {
+            kinds = FlowType::ALL.to_vec();
+        }
+        if let Some(doorbell) = &self.doorbell {
+            for kind in kinds {
+                if let Err(error) = doorbell.ring(kind).await {
+                    tracing::warn!(%error, kind = kind.as_str(), "cannot announce queued tasks");
+                }
             }
         }
         if queued > 0 || requeued > 0 {

@@ -21,13 +21,33 @@ use crate::node::ControlPlane;
 /// Durable name of the subscription turning events into flow causes.
 pub const FLOW_EVENTS_CONSUMER: &str = "weir-flows";
 
-pub async fn open_store(sql: &weir_metastore::SqlMetastore) -> Result<FlowService, String> {
+pub async fn open_store(
+    sql: &weir_metastore::SqlMetastore,
+    bus: &crate::config::BusConfig,
+) -> Result<FlowService, String> {
     let store = Arc::new(
         SqlFlowStore::open(sql)
             .await
             .map_err(|error| format!("flow store: {error}"))?,
     );
-    Ok(FlowService::new(store.clone(), store))
+    let mut service = FlowService::new(store.clone(), store);
+    if let crate::config::BusConfig::Nats { url, prefix } = bus {
+        let doorbell = weir_events::NatsTaskDoorbell::connect(url, prefix)
+            .await
+            .map_err(|error| format!("task announcements on {url}: {error}"))?;
+        service.doorbell = Some(Arc::new(Doorbell(doorbell)));
+    }
+    Ok(service)
+}
+
+/// Queued tasks announced on NATS for executors deployed apart.
+struct Doorbell(weir_events::NatsTaskDoorbell);
+
+#[async_trait::async_trait]
+impl weir_flows::TaskDoorbell for Doorbell {
+    async fn ring(&self, kind: TaskKind) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.ring(kind).await?)
+    }
 }
 
 impl From<FlowError> for ServiceError {

@@ -53,7 +53,9 @@ pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
         notifier: platform.notifier,
     });
     if let Some(tasks) = &tasks {
-        let poller = polling::Poller::new(context.clone(), policy).map_err(|e| e.to_string())?;
+        let poller = polling::Poller::new(context.clone(), policy)
+            .map_err(|e| e.to_string())?
+            .with_caller(weir_function_runtime::Caller::service(&tasks.token));
         weir_function_runtime::task::spawn_remote_worker(
             tasks,
             link.as_ref(),

@@ -71,6 +71,15 @@ impl Caller {
     pub fn anonymous() -> Self {
         Self::default()
     }
+
+    /// A function acting on its own with a service token (an executor of flow tasks reporting
+    /// its commits), not on behalf of a request's caller.
+    pub fn service(token: &str) -> Self {
+        Self {
+            token: Some(BearerToken::new(token)),
+            ..Self::default()
+        }
+    }
 }
 
 /// The `Authorization` header of a request: absent is anonymous; present but not visible ASCII

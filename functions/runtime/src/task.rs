@@ -26,9 +26,26 @@ pub struct TaskWorkerConfig {
     /// A lease lasts this long unless renewed (renewed every third of it while running).
     #[serde(default = "default_lease_seconds")]
     pub lease_seconds: u64,
-    /// Pause between polls of an empty queue.
+    /// Pause between polls of an empty queue (with `nats`, a safety net: e.g. 30000).
     #[serde(default = "default_poll_millis")]
     pub poll_millis: u64,
+    /// Wake at once when the control plane announces queued tasks on NATS JetStream (its bus).
+    #[serde(default)]
+    pub nats: Option<DoorbellConfig>,
+}
+
+/// The control plane's NATS bus, where queued tasks are announced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorbellConfig {
+    pub url: String,
+    /// The bus prefix of the control plane (`bus.prefix`, default `weir`).
+    #[serde(default = "default_bus_prefix")]
+    pub prefix: String,
+}
+
+fn default_bus_prefix() -> String {
+    "weir".to_string()
 }
 
 fn default_task_concurrency() -> usize {
@@ -76,12 +93,68 @@ pub fn spawn_remote_worker(
         idle_poll: Duration::from_millis(tasks.poll_millis.max(10)),
         concurrency: tasks.concurrency,
     };
-    tokio::spawn(run_worker(
-        Arc::new(source),
-        handler,
-        options,
-        Arc::new(tokio::sync::Notify::new()),
-    ));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    if let Some(doorbell) = &tasks.nats {
+        for kind in kinds {
+            tokio::spawn(listen_for_announcements(
+                doorbell.clone(),
+                format!("{function}-{}-tasks", kind.as_str()),
+                *kind,
+                wake.clone(),
+            ));
+        }
+    }
+    tokio::spawn(run_worker(Arc::new(source), handler, options, wake));
+    Ok(())
+}
+
+/// Wakes the worker for each announcement of a queued task of `kind`: one durable consumer per
+/// function and kind (`<function>-<kind>-tasks`, one filter subject each, as work-queue streams
+/// of NATS 2.9 require), shared by the function's replicas. Reconnects after failures; the
+/// worker's polls cover the time it is away.
+async fn listen_for_announcements(
+    config: DoorbellConfig,
+    consumer: String,
+    kind: TaskKind,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    loop {
+        if let Err(error) = announcements(&config, &consumer, kind, &wake).await {
+            tracing::warn!(%error, url = %config.url, "task announcements unavailable; polling meanwhile");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+async fn announcements(
+    config: &DoorbellConfig,
+    consumer: &str,
+    kind: TaskKind,
+    wake: &tokio::sync::Notify,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    use async_nats::jetstream::{self, consumer::pull};
+    use futures::StreamExt;
+    let client = async_nats::connect(&config.url).await?;
+    let jetstream = jetstream::new(client);
+    let stream = jetstream
+        .get_stream(doorbell::stream_name(&config.prefix))
+        .await?;
+    let pull_config = pull::Config {
+        durable_name: Some(consumer.to_string()),
+        filter_subject: doorbell::subject(&config.prefix, kind),
+        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+        ..Default::default()
+    };
+    let consumer: jetstream::consumer::PullConsumer =
+        stream.get_or_create_consumer(consumer, pull_config).await?;
+    let mut messages = consumer.messages().await?;
+    tracing::info!(url = %config.url, "taking task announcements");
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        wake.notify_waiters();
+        wake.notify_one();
+        message.ack().await?;
+    }
     Ok(())
 }
 

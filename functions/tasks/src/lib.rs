@@ -52,6 +52,40 @@ impl TaskKind {
     }
 }
 
+/// Where queued tasks are announced on NATS JetStream, so that executors deployed apart wake at
+/// once instead of polling: one work-queue stream per bus prefix, one subject per task kind. A
+/// message only says "a task of this kind was queued": the executor then leases a task through
+/// its `TaskSource` (the lease stays the queue's, and a lost message only delays a task until
+/// the executor's next poll).
+pub mod doorbell {
+    use super::TaskKind;
+
+    /// `<PREFIX>_TASKS`, the prefix upper-cased with other characters as `_`.
+    pub fn stream_name(prefix: &str) -> String {
+        let prefix: String = prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{prefix}_TASKS")
+    }
+
+    /// `<prefix>.tasks.<kind>`.
+    pub fn subject(prefix: &str, kind: TaskKind) -> String {
+        format!("{prefix}.tasks.{}", kind.as_str())
+    }
+
+    /// Announcements older than this are dropped (the executors' polls find those tasks).
+    pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+    /// Announcements kept per kind while no executor listens.
+    pub const MAX_PER_KIND: i64 = 100;
+}
+
 /// A task an executor holds until `lease_until_millis` (renewed by heartbeats).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

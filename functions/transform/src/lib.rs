@@ -41,9 +41,18 @@ pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
     let mut transformer = Transformer::new(store.clone(), config.engine.open()?);
     transformer.max_commit_attempts = config.max_commit_attempts;
     if let Some(notifier) = platform.notifier {
+        // An executor reports with its service token: an anonymous report about a private
+        // dataset would be refused, and wait for the repair loop.
+        let caller = match &config.tasks {
+            Some(tasks) => weir_function_runtime::Caller::service(&tasks.token),
+            None => weir_function_runtime::Caller::anonymous(),
+        };
         transformer
             .listeners
-            .push(std::sync::Arc::new(notify::NotifyListener::new(notifier)));
+            .push(std::sync::Arc::new(notify::NotifyListener {
+                notifier,
+                caller,
+            }));
     }
     if let Some(tasks) = &config.tasks {
         weir_function_runtime::task::spawn_remote_worker(

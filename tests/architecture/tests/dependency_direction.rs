@@ -60,6 +60,22 @@ fn resolved_graph() -> (BTreeMap<String, Vec<String>>, BTreeMap<String, String>)
     (graph, names)
 }
 
+/// The crates `crate_name` names in its own `[dependencies]`.
+fn direct_dependencies(crate_name: &str) -> BTreeSet<String> {
+    let (graph, names) = resolved_graph();
+    let root = names
+        .iter()
+        .find(|(_, name)| name.as_str() == crate_name)
+        .map(|(id, _)| id.clone())
+        .unwrap_or_else(|| panic!("crate {crate_name} is in the workspace"));
+    graph
+        .get(&root)
+        .into_iter()
+        .flatten()
+        .map(|id| names[id].clone())
+        .collect()
+}
+
 fn transitive_dependencies(crate_name: &str) -> BTreeSet<String> {
     let (graph, names) = resolved_graph();
     let root = names
@@ -272,10 +288,34 @@ fn transform_function_depends_on_no_other_function_and_no_cloud_sdk() {
             "weir-query",
             "aws-sdk-s3",
             "aws-sdk-sqs",
-            "async-nats",
             "kube",
         ],
     );
+}
+
+#[test]
+fn only_the_bus_and_the_function_runtime_speak_nats() {
+    // Functions reach NATS (task announcements, later queue consumers) only through
+    // weir-function-runtime; the control plane only through weir-events.
+    for name in [
+        "weir-odf",
+        "weir-dataset",
+        "weir-tasks",
+        "weir-ingest",
+        "weir-query",
+        "weir-transform",
+        "weir-flows",
+        "weir-metastore",
+        "weir-control-plane",
+        "weir-local",
+    ] {
+        assert!(
+            !direct_dependencies(name).contains("async-nats"),
+            "{name} must not use async-nats directly"
+        );
+    }
+    assert_free_of("weir-tasks", &["async-nats"]);
+    assert_free_of("weir-flows", &["async-nats"]);
 }
 
 #[test]

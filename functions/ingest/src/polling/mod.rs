@@ -122,6 +122,8 @@ pub struct Poller {
     context: Arc<IngestContext>,
     policy: PollingPolicy,
     http: reqwest::Client,
+    /// Who the commits are reported as (a deployed executor's service token).
+    caller: Caller,
 }
 
 impl Poller {
@@ -131,7 +133,18 @@ impl Poller {
             context,
             policy,
             http,
+            caller: Caller::anonymous(),
         })
+    }
+
+    /// Reports commits to the control plane as `caller`.
+    pub fn with_caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
+    }
+
+    pub fn caller(&self) -> &Caller {
+        &self.caller
     }
 
     /// Fetches what is new at the dataset's polling source and commits it.
@@ -190,12 +203,12 @@ impl Poller {
             outcome.up_to_date = true;
             return Ok(outcome);
         }
-        let caller = Caller::anonymous();
+        let caller = &self.caller;
         let mut chain = chain;
         for pending in fetches {
             let fetched = pending.await?;
             let committer = Committer {
-                caller: &caller,
+                caller,
                 idempotency: None,
                 source_state: fetched.state.clone(),
             };

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use weir_dataset::compaction::{CompactionParams, compact};
-use weir_function_runtime::Caller;
 use weir_function_runtime::task::{LeasedTask, TaskHandler, TaskKind, TaskOutcome};
 use weir_odf::DatasetId;
 
@@ -54,7 +53,7 @@ impl IngestTaskHandler {
                 if let Some(notifier) = &self.context.notifier {
                     notifier
                         .block_committed(
-                            &Caller::anonymous(),
+                            self.poller.caller(),
                             &id.to_did_string(),
                             &outcome.new_head.to_string(),
                             outcome.new_head_sequence_number,
