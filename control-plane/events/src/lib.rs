@@ -17,4 +17,4 @@ pub use bus::{Acknowledge, BusError, Delivery, EventBus, EventStream};
 pub use envelope::{EventEnvelope, WeirEvent};
 pub use in_process::InProcessEventBus;
 pub use nats::NatsEventBus;
-pub use task_doorbell::NatsTaskDoorbell;
+pub use task_doorbell::{NatsTaskDoorbell, SqsAnnouncementConfig, SqsTaskDoorbell};

@@ -62,8 +62,8 @@ pub struct FlowService {
     pub worker_wake: Arc<tokio::sync::Notify>,
     /// The system GC flow's config unless one is stored.
     pub default_gc: FlowConfig,
-    /// Announces queued tasks to executors deployed apart (NATS), when there is a bus for it.
-    pub doorbell: Option<Arc<dyn TaskDoorbell>>,
+    /// Announce queued tasks to executors deployed apart (NATS, SQS), when configured.
+    pub doorbells: Vec<Arc<dyn TaskDoorbell>>,
 }
 
 /// Tells executors outside this process that tasks of a kind were queued.
@@ -90,7 +90,7 @@ impl FlowService {
             scheduler_wake: Arc::new(tokio::sync::Notify::new()),
             worker_wake: Arc::new(tokio::sync::Notify::new()),
             default_gc: FlowConfig::default_gc(Duration::from_secs(24 * 3600)),
-            doorbell: None,
+            doorbells: Vec::new(),
         }
     }
 
@@ -432,8 +432,8 @@ impl FlowService {
         if requeued > 0 {
             kinds = FlowType::ALL.to_vec();
         }
-        if let Some(doorbell) = &self.doorbell {
-            for kind in kinds {
+        for doorbell in &self.doorbells {
+            for kind in kinds.iter().copied() {
                 if let Err(error) = doorbell.ring(kind).await {
                     tracing::warn!(%error, kind = kind.as_str(), "cannot announce queued tasks");
                 }

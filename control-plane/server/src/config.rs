@@ -42,11 +42,16 @@ pub struct ControlPlaneConfig {
 pub struct FlowsConfig {
     /// How often the leader looks for due runs when nothing woke it sooner.
     pub tick_millis: u64,
+    /// Announce queued tasks on SQS queues (one per kind) for executors that are Lambdas.
+    pub sqs_announcements: Option<weir_events::SqsAnnouncementConfig>,
 }
 
 impl Default for FlowsConfig {
     fn default() -> Self {
-        Self { tick_millis: 1000 }
+        Self {
+            tick_millis: 1000,
+            sqs_announcements: None,
+        }
     }
 }
 

@@ -23,8 +23,9 @@ pub const FLOW_EVENTS_CONSUMER: &str = "weir-flows";
 
 pub async fn open_store(
     sql: &weir_metastore::SqlMetastore,
-    bus: &crate::config::BusConfig,
+    config: &crate::config::ControlPlaneConfig,
 ) -> Result<FlowService, String> {
+    let bus = &config.bus;
     let store = Arc::new(
         SqlFlowStore::open(sql)
             .await
@@ -35,9 +36,25 @@ pub async fn open_store(
         let doorbell = weir_events::NatsTaskDoorbell::connect(url, prefix)
             .await
             .map_err(|error| format!("task announcements on {url}: {error}"))?;
-        service.doorbell = Some(Arc::new(Doorbell(doorbell)));
+        service.doorbells.push(Arc::new(Doorbell(doorbell)));
+    }
+    if let Some(sqs) = &config.flows.sqs_announcements {
+        let doorbell = weir_events::SqsTaskDoorbell::new(sqs)
+            .await
+            .map_err(|error| format!("invalid config key `flows.sqs_announcements`: {error}"))?;
+        service.doorbells.push(Arc::new(SqsDoorbell(doorbell)));
     }
     Ok(service)
+}
+
+/// Queued tasks announced on SQS for executors that are Lambdas.
+struct SqsDoorbell(weir_events::SqsTaskDoorbell);
+
+#[async_trait::async_trait]
+impl weir_flows::TaskDoorbell for SqsDoorbell {
+    async fn ring(&self, kind: TaskKind) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.ring(kind).await?)
+    }
 }
 
 /// Queued tasks announced on NATS for executors deployed apart.

@@ -95,7 +95,7 @@ impl ControlPlane {
             .instance_id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut flows = crate::flows::open_store(&sql, &config.bus).await?;
+        let mut flows = crate::flows::open_store(&sql, &config).await?;
         flows.default_gc =
             weir_flows::FlowConfig::default_gc(Duration::from_secs(config.sweep_interval_seconds));
         let control_plane = Arc::new(Self {

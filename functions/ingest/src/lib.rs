@@ -36,6 +36,14 @@ pub const FUNCTION_NAME: &str = "ingest";
 /// Builds the function's context and router from its config (once per cold start): links to the
 /// configured control plane, or runs open to everyone without one.
 pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
+    Ok(build_function(config).await?.router)
+}
+
+/// The function as its binary runs it: the routes, and with `tasks`, an executor of ingest and
+/// compaction tasks (a background worker, or in Lambda the handler of task announcements).
+pub async fn build_function(
+    config: IngestConfig,
+) -> Result<weir_function_runtime::Function, String> {
     let store = config.storage.open().map_err(|error| error.to_string())?;
     let platform = weir_function_runtime::Platform::from_config(
         FUNCTION_NAME,
@@ -52,11 +60,12 @@ pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
         access: platform.access,
         notifier: platform.notifier,
     });
+    let mut messages = None;
     if let Some(tasks) = &tasks {
         let poller = polling::Poller::new(context.clone(), policy)
             .map_err(|e| e.to_string())?
             .with_caller(weir_function_runtime::Caller::service(&tasks.token));
-        weir_function_runtime::task::spawn_remote_worker(
+        messages = weir_function_runtime::task::spawn_remote_worker(
             tasks,
             link.as_ref(),
             FUNCTION_NAME,
@@ -67,5 +76,8 @@ pub async fn build(config: IngestConfig) -> Result<axum::Router, String> {
             }),
         )?;
     }
-    Ok(router(context))
+    Ok(weir_function_runtime::Function {
+        router: router(context),
+        messages,
+    })
 }

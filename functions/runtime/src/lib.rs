@@ -1,7 +1,8 @@
 //! weir-function-runtime: what every Weir function shares.
 //!
-//! A function is an axum `Router` built once per cold start from a typed config. This crate runs
-//! that router as an AWS Lambda (when `AWS_LAMBDA_RUNTIME_API` is set), as a plain HTTP server
+//! A function is an axum `Router` built once per cold start from a typed config, and optionally a
+//! handler of queue messages (`messages`: SQS events in Lambda, with partial batch failures). This
+//! crate runs it as an AWS Lambda (when `AWS_LAMBDA_RUNTIME_API` is set), as a plain HTTP server
 //! for Knative (`PORT`, graceful shutdown on SIGTERM, `/healthz`, `/readyz`, `/metrics`), or hands
 //! it to `weir up` to mount in-process. It also defines the error shape every function answers with,
 //! and how a function learns who calls it and what they may do: in `weir up` the control plane
@@ -15,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod json_errors;
 pub mod lambda_emulator;
+pub mod messages;
 pub mod metrics;
 pub mod remote;
 pub mod server;
@@ -29,4 +31,4 @@ pub use config::{ConfigError, load_config};
 pub use error::{ApiError, ErrorKind};
 pub use json_errors::with_json_errors;
 pub use remote::{ControlPlaneLink, ControlPlaneLinkConfig, Platform};
-pub use server::{run_function, serve_http};
+pub use server::{Function, run_function, serve_http};

@@ -98,19 +98,45 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Entry point of a function binary: builds the router once (cold start), then runs it as a
+/// What a function binary serves: its HTTP routes and, in Lambda, optionally a handler of the
+/// queue messages (SQS events) it is subscribed to.
+pub struct Function {
+    pub router: Router,
+    pub messages: Option<Arc<dyn crate::messages::MessageHandler>>,
+}
+
+impl From<Router> for Function {
+    fn from(router: Router) -> Self {
+        Self {
+            router,
+            messages: None,
+        }
+    }
+}
+
+/// Whether this process runs under the Lambda Runtime API.
+pub fn in_lambda() -> bool {
+    std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some()
+}
+
+/// Entry point of a function binary: builds the function once (cold start), then runs it as a
 /// Lambda when `AWS_LAMBDA_RUNTIME_API` is set, otherwise as an HTTP server on `PORT` (8080).
-pub async fn run_function<F, E>(function_name: &str, build_router: F) -> Result<(), String>
+pub async fn run_function<F, T, E>(function_name: &str, build: F) -> Result<(), String>
 where
-    F: std::future::Future<Output = Result<Router, E>>,
+    F: std::future::Future<Output = Result<T, E>>,
+    T: Into<Function>,
     E: std::fmt::Display,
 {
     init_tracing();
-    let router = build_router
+    let Function { router, messages } = build
         .await
-        .map_err(|error| format!("{function_name} failed to start: {error}"))?;
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        .map_err(|error| format!("{function_name} failed to start: {error}"))?
+        .into();
+    if in_lambda() {
         tracing::info!(function = function_name, "running as aws lambda");
+        if let Some(handler) = messages {
+            return crate::messages::run_lambda(router, handler).await;
+        }
         return lambda_http::run(router)
             .await
             .map_err(|error| format!("lambda runtime failed: {error}"));

@@ -7,6 +7,7 @@ use serde::Deserialize;
 pub use weir_tasks::*;
 
 use crate::ControlPlaneLinkConfig;
+use crate::messages::{Disposition, MessageHandler, QueueMessage};
 
 /// How the function takes tasks from the control plane (`/tasks/lease` over HTTP).
 #[derive(Debug, Clone, Deserialize)]
@@ -60,15 +61,18 @@ fn default_poll_millis() -> u64 {
     1000
 }
 
-/// Starts taking tasks of `kinds` from the control plane's queue over HTTP, in the background;
-/// `function` names the executor unless the config does.
+/// Takes tasks of `kinds` from the control plane's queue over HTTP; `function` names the
+/// executor unless the config does. As a long-running process: a worker in the background
+/// (woken by NATS announcements when configured). In Lambda, where nothing runs between
+/// invocations: the returned handler of task announcements (SQS events), each of which leases
+/// and runs one task.
 pub fn spawn_remote_worker(
     tasks: &TaskWorkerConfig,
     link: Option<&ControlPlaneLinkConfig>,
     function: &str,
     kinds: &[TaskKind],
     handler: Arc<dyn TaskHandler>,
-) -> Result<(), String> {
+) -> Result<Option<Arc<dyn MessageHandler>>, String> {
     let url = tasks
         .url
         .clone()
@@ -93,6 +97,13 @@ pub fn spawn_remote_worker(
         idle_poll: Duration::from_millis(tasks.poll_millis.max(10)),
         concurrency: tasks.concurrency,
     };
+    if crate::server::in_lambda() {
+        return Ok(Some(Arc::new(AnnouncedTasks {
+            source: Arc::new(source),
+            handler,
+            options,
+        })));
+    }
     let wake = Arc::new(tokio::sync::Notify::new());
     if let Some(doorbell) = &tasks.nats {
         for kind in kinds {
@@ -105,7 +116,64 @@ pub fn spawn_remote_worker(
         }
     }
     tokio::spawn(run_worker(Arc::new(source), handler, options, wake));
-    Ok(())
+    Ok(None)
+}
+
+/// Task announcements as queue messages (the body, or the `kind` attribute, names the kind):
+/// each leases one queued task of that kind and runs it to its end before the message counts
+/// as done. No task queued (another executor took it) is done too; a queue that cannot be
+/// reached sends the message back.
+pub struct AnnouncedTasks {
+    pub source: Arc<dyn TaskSource>,
+    pub handler: Arc<dyn TaskHandler>,
+    pub options: WorkerOptions,
+}
+
+#[async_trait::async_trait]
+impl MessageHandler for AnnouncedTasks {
+    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Disposition> {
+        let mut dispositions = Vec::with_capacity(messages.len());
+        for message in messages {
+            let named = message
+                .attributes
+                .get("kind")
+                .map(String::as_str)
+                .unwrap_or(message.body.trim());
+            let kinds: Vec<TaskKind> = match TaskKind::parse(named) {
+                Some(kind) if self.options.kinds.contains(&kind) => vec![kind],
+                _ => {
+                    tracing::warn!(
+                        message_id = %message.message_id, kind = named,
+                        "an announcement of a task kind this function does not run; dropped"
+                    );
+                    dispositions.push(Disposition::Done);
+                    continue;
+                }
+            };
+            let leased = self
+                .source
+                .lease(&kinds, &self.options.executor, self.options.lease)
+                .await;
+            dispositions.push(match leased {
+                Ok(Some(task)) => {
+                    run_one(
+                        self.source.clone(),
+                        self.handler.clone(),
+                        &self.options,
+                        task,
+                    )
+                    .await;
+                    Disposition::Done
+                }
+                Ok(None) => Disposition::Done,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot take an announced task; the message comes back");
+                    Disposition::Retry
+                }
+            });
+        }
+        dispositions
+    }
 }
 
 /// Wakes the worker for each announcement of a queued task of `kind`: one durable consumer per

@@ -217,7 +217,9 @@ pub async fn run_worker(
     }
 }
 
-async fn run_one(
+/// Runs one leased task to its end: renews the lease every third of it, then reports the
+/// outcome (retrying the report a few times; past that the lease expires and the task runs again).
+pub async fn run_one(
     source: Arc<dyn TaskSource>,
     handler: Arc<dyn TaskHandler>,
     options: &WorkerOptions,

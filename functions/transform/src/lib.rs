@@ -31,6 +31,14 @@ pub const ENGINE_WORKER_NAME: &str = "engine";
 
 /// The transform function's HTTP surface over the configured storage, engine and control plane.
 pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
+    Ok(build_function(config).await?.router)
+}
+
+/// The function as its binary runs it: the routes, and with `tasks`, a task executor (a
+/// background worker, or in Lambda the handler of task announcements).
+pub async fn build_function(
+    config: TransformConfig,
+) -> Result<weir_function_runtime::Function, String> {
     let store = config.storage.open().map_err(|error| error.to_string())?;
     let platform = weir_function_runtime::Platform::from_config(
         FUNCTION_NAME,
@@ -54,8 +62,9 @@ pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
                 caller,
             }));
     }
+    let mut messages = None;
     if let Some(tasks) = &config.tasks {
-        weir_function_runtime::task::spawn_remote_worker(
+        messages = weir_function_runtime::task::spawn_remote_worker(
             tasks,
             config.control_plane.as_ref(),
             FUNCTION_NAME,
@@ -65,10 +74,11 @@ pub async fn build(config: TransformConfig) -> Result<axum::Router, String> {
             }),
         )?;
     }
-    Ok(router(std::sync::Arc::new(TransformContext {
+    let router = router(std::sync::Arc::new(TransformContext {
         store,
         transformer,
         access: platform.access,
         runs: None,
-    })))
+    }));
+    Ok(weir_function_runtime::Function { router, messages })
 }

@@ -319,6 +319,28 @@ fn only_the_bus_and_the_function_runtime_speak_nats() {
 }
 
 #[test]
+fn only_the_bus_speaks_sqs_and_no_function_carries_the_aws_sdk() {
+    // The control plane announces tasks on SQS through weir-events; functions receive SQS
+    // events from Lambda as JSON (aws_lambda_events) and need no SDK.
+    for name in [
+        "weir-function-runtime",
+        "weir-ingest",
+        "weir-query",
+        "weir-transform",
+        "weir-flows",
+        "weir-tasks",
+    ] {
+        assert_free_of(name, &["aws-sdk-sqs", "aws-config"]);
+    }
+    for name in ["weir-control-plane", "weir-local", "weir-metastore"] {
+        assert!(
+            !direct_dependencies(name).contains("aws-sdk-sqs"),
+            "{name} must reach SQS through weir-events"
+        );
+    }
+}
+
+#[test]
 fn only_the_transform_and_query_functions_speak_grpc() {
     // The engine protocol (transform) and FlightSQL (query) are the only gRPC surfaces.
     for name in [

@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
         let config: weir_ingest::IngestConfig =
             weir_function_runtime::load_config(weir_ingest::FUNCTION_NAME)
                 .map_err(|error| error.to_string())?;
-        weir_ingest::build(config).await
+        weir_ingest::build_function(config).await
     })
     .await;
     match result {

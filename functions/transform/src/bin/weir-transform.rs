@@ -10,7 +10,7 @@ async fn main() -> ExitCode {
         let config: weir_transform::TransformConfig =
             weir_function_runtime::load_config(weir_transform::FUNCTION_NAME)
                 .map_err(|error| error.to_string())?;
-        weir_transform::build(config).await
+        weir_transform::build_function(config).await
     })
     .await;
     match result {

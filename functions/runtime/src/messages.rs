@@ -1,0 +1,178 @@
+//! Functions driven by queue messages as well as by HTTP. A batch of messages goes to a
+//! [`MessageHandler`], which answers for each whether it is done or must come back; in Lambda,
+//! an SQS event is answered with a partial batch response (`batchItemFailures`), so that only
+//! the messages that failed are delivered again. For FIFO queues, the first failure of a
+//! message group fails every later message of that group too, so a group's order holds.
+//!
+//! One Lambda serves both: HTTP events (API Gateway, ALB, function URLs) go to the router as
+//! before, SQS events to the handler.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use axum::Router;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, LambdaEvent};
+
+/// One message of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    pub body: String,
+    /// String message attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// FIFO queues: the message group, within which order is kept.
+    pub group_id: Option<String>,
+}
+
+/// What became of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Handled (or permanently rejected and recorded elsewhere): not to come back.
+    Done,
+    /// To be delivered again (a transient failure).
+    Retry,
+}
+
+#[async_trait::async_trait]
+pub trait MessageHandler: Send + Sync {
+    /// Handles a batch in order, answering one disposition per message.
+    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Disposition>;
+}
+
+/// The ids of the messages to deliver again: those that failed, every later message of a FIFO
+/// group after its first failure, and any message the handler gave no answer for.
+pub fn messages_to_retry(messages: &[QueueMessage], dispositions: &[Disposition]) -> Vec<String> {
+    let mut failed_groups = BTreeSet::new();
+    let mut retry = Vec::new();
+    for (index, message) in messages.iter().enumerate() {
+        let failed = dispositions.get(index) != Some(&Disposition::Done)
+            || message
+                .group_id
+                .as_ref()
+                .is_some_and(|group| failed_groups.contains(group));
+        if failed {
+            if let Some(group) = &message.group_id {
+                failed_groups.insert(group.clone());
+            }
+            retry.push(message.message_id.clone());
+        }
+    }
+    retry
+}
+
+/// The messages of an SQS event.
+pub fn sqs_messages(event: &SqsEvent) -> Vec<QueueMessage> {
+    event
+        .records
+        .iter()
+        .map(|record| QueueMessage {
+            message_id: record.message_id.clone().unwrap_or_default(),
+            body: record.body.clone().unwrap_or_default(),
+            attributes: record
+                .message_attributes
+                .iter()
+                .filter_map(|(name, value)| {
+                    value.string_value.clone().map(|text| (name.clone(), text))
+                })
+                .collect(),
+            group_id: record.attributes.get("MessageGroupId").cloned(),
+        })
+        .collect()
+}
+
+fn is_sqs_event(payload: &serde_json::Value) -> bool {
+    payload["Records"][0]["eventSource"] == "aws:sqs"
+}
+
+/// Runs as a Lambda: SQS events to `handler`, every other event to `router` as HTTP.
+pub async fn run_lambda(router: Router, handler: Arc<dyn MessageHandler>) -> Result<(), String> {
+    let adapter = Adapter::from(router);
+    let service = lambda_http::service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let adapter = adapter.clone();
+        let handler = handler.clone();
+        async move {
+            let (payload, context) = event.into_parts();
+            if is_sqs_event(&payload) {
+                let event: SqsEvent = serde_json::from_value(payload)?;
+                let messages = sqs_messages(&event);
+                let dispositions = handler.handle(&messages).await;
+                // The partial batch response (`SQSBatchResponse`).
+                let failures: Vec<serde_json::Value> = messages_to_retry(&messages, &dispositions)
+                    .into_iter()
+                    .map(|id| serde_json::json!({ "itemIdentifier": id }))
+                    .collect();
+                return Ok::<_, lambda_http::Error>(
+                    serde_json::json!({ "batchItemFailures": failures }),
+                );
+            }
+            let request: LambdaRequest = serde_json::from_value(payload)?;
+            let response = adapter
+                .oneshot(LambdaEvent::new(request, context))
+                .await
+                .map_err(|never| match never {})?;
+            Ok(serde_json::to_value(response)?)
+        }
+    });
+    lambda_http::lambda_runtime::run(service)
+        .await
+        .map_err(|error| format!("lambda runtime failed: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, group: Option<&str>) -> QueueMessage {
+        QueueMessage {
+            message_id: id.to_string(),
+            body: String::new(),
+            attributes: BTreeMap::new(),
+            group_id: group.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_failure_in_a_fifo_group_fails_the_rest_of_the_group() {
+        use Disposition::*;
+        let messages = [
+            message("a1", Some("a")),
+            message("b1", Some("b")),
+            message("a2", Some("a")),
+            message("b2", Some("b")),
+            message("a3", Some("a")),
+            message("s1", None),
+            message("s2", None),
+        ];
+        let dispositions = [Done, Retry, Done, Done, Done, Retry, Done];
+        assert_eq!(
+            messages_to_retry(&messages, &dispositions),
+            vec!["b1", "b2", "s1"]
+        );
+        // Messages the handler gave no answer for come back.
+        assert_eq!(
+            messages_to_retry(&messages[..2], &[Done]),
+            vec!["b1".to_string()]
+        );
+    }
+
+    #[test]
+    fn sqs_records_become_messages() {
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": [{
+            "messageId": "m-1", "receiptHandle": "r", "body": "transform",
+            "attributes": {"MessageGroupId": "g"},
+            "messageAttributes": {"kind": {"stringValue": "transform", "dataType": "String",
+                                           "stringListValues": [], "binaryListValues": []}},
+            "md5OfBody": "", "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:tasks", "awsRegion": "us-east-1"
+        }]}))
+        .unwrap();
+        let messages = sqs_messages(&event);
+        assert_eq!(messages[0].message_id, "m-1");
+        assert_eq!(messages[0].body, "transform");
+        assert_eq!(messages[0].group_id.as_deref(), Some("g"));
+        assert_eq!(messages[0].attributes["kind"], "transform");
+    }
+}
