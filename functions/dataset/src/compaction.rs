@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use weir_odf::{AddData, DataSlice, MetadataBlock, MetadataEvent, Multihash};
+use weir_odf::{AddData, MetadataBlock, MetadataEvent, Multihash};
 
 use crate::dataset::{ChainSnapshot, Dataset};
 use crate::error::{CommitError, SliceError, StorageError};
@@ -243,12 +243,7 @@ async fn merge(
     let event = MetadataEvent::AddData(AddData {
         prev_checkpoint: None,
         prev_offset: first.prev_offset,
-        new_data: Some(DataSlice {
-            logical_hash: slice.logical_hash,
-            physical_hash: slice.physical_hash,
-            offset_interval: slice.offset_interval.clone(),
-            size: slice.size,
-        }),
+        new_data: Some(slice.data_slice()),
         new_checkpoint: None,
         new_watermark: last.new_watermark,
         new_source_state: state,
@@ -260,7 +255,7 @@ async fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_odf::OffsetInterval;
+    use weir_odf::{DataSlice, OffsetInterval};
 
     fn data(start: u64, end: u64, size: u64) -> MetadataBlock {
         MetadataBlock {

@@ -38,6 +38,18 @@ pub struct PreparedSlice {
     pub schema: SchemaRef,
 }
 
+impl PreparedSlice {
+    /// What an `AddData` or `ExecuteTransform` block records of the slice.
+    pub fn data_slice(&self) -> weir_odf::DataSlice {
+        weir_odf::DataSlice {
+            logical_hash: self.logical_hash,
+            physical_hash: self.physical_hash,
+            offset_interval: self.offset_interval.clone(),
+            size: self.size,
+        }
+    }
+}
+
 pub(crate) fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }

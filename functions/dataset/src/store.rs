@@ -41,6 +41,29 @@ pub struct S3Settings {
     pub allow_http: bool,
 }
 
+/// An S3 client for `region`, at `endpoint` (S3-compatible servers) when given, with static
+/// `(access key id, secret)` credentials when given (the environment is not read: settings are
+/// explicit).
+pub fn s3_builder(
+    region: &str,
+    endpoint: Option<&str>,
+    credentials: Option<(&str, &str)>,
+    allow_http: bool,
+) -> AmazonS3Builder {
+    let mut builder = AmazonS3Builder::new()
+        .with_region(region)
+        .with_allow_http(allow_http);
+    if let Some(endpoint) = endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
+    if let Some((key, secret)) = credentials {
+        builder = builder
+            .with_access_key_id(key)
+            .with_secret_access_key(secret);
+    }
+    builder
+}
+
 pub(crate) struct StoreInner {
     pub object_store: Arc<dyn ObjectStore>,
     pub root: Path,
@@ -119,21 +142,18 @@ impl DatasetStore {
     }
 
     pub fn s3(settings: &S3Settings) -> Result<Self, StorageError> {
-        let mut builder = AmazonS3Builder::new()
-            .with_bucket_name(&settings.bucket)
-            .with_region(&settings.region)
-            .with_allow_http(settings.allow_http)
-            .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch);
-        if let Some(endpoint) = &settings.endpoint {
-            builder = builder.with_endpoint(endpoint);
-        }
-        if let Some(key) = &settings.access_key_id {
-            builder = builder.with_access_key_id(key);
-        }
-        if let Some(secret) = &settings.secret_access_key {
-            builder = builder.with_secret_access_key(secret);
-        }
-        let object_store = builder.build()?;
+        let object_store = s3_builder(
+            &settings.region,
+            settings.endpoint.as_deref(),
+            settings
+                .access_key_id
+                .as_deref()
+                .zip(settings.secret_access_key.as_deref()),
+            settings.allow_http,
+        )
+        .with_bucket_name(&settings.bucket)
+        .with_conditional_put(object_store::aws::S3ConditionalPut::ETagMatch)
+        .build()?;
         let url = Url::parse(&format!("s3://{}/", settings.bucket)).map_err(|error| {
             StorageError::Io(std::io::Error::other(format!(
                 "invalid bucket name: {error}"

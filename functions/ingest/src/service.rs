@@ -21,8 +21,8 @@ use weir_dataset::{
     DatasetStore, Prepared,
 };
 use weir_odf::{
-    AccountName, AddData, DataSchema, DataSlice, DatasetId, DatasetName, MergeStrategy,
-    MetadataEvent, Multihash, OffsetInterval, ReadStep, SetDataSchema, SourceState, Transform,
+    AccountName, AddData, DataSchema, DatasetId, DatasetName, MergeStrategy, MetadataEvent,
+    Multihash, OffsetInterval, ReadStep, SetDataSchema, SourceState, Transform,
 };
 
 use weir_function_runtime::{
@@ -415,12 +415,7 @@ impl CommitWriter for PushWriter<'_> {
         events.push(MetadataEvent::AddData(AddData {
             prev_checkpoint: chain.state.last_checkpoint().copied(),
             prev_offset: chain.state.last_offset(),
-            new_data: Some(DataSlice {
-                logical_hash: slice.logical_hash,
-                physical_hash: slice.physical_hash,
-                offset_interval: slice.offset_interval.clone(),
-                size: slice.size,
-            }),
+            new_data: Some(slice.data_slice()),
             new_checkpoint: None,
             new_watermark: watermark,
             new_source_state: self.source_state.clone(),

@@ -14,9 +14,8 @@ use weir_dataset::{
     DatasetStore, Prepared,
 };
 use weir_odf::{
-    Checkpoint, DataSlice, DatasetId, DatasetKind, DatasetRef, ExecuteTransform,
-    ExecuteTransformInput, MetadataEvent, Multihash, OffsetInterval, SetDataSchema, SetTransform,
-    Transform,
+    Checkpoint, DatasetId, DatasetKind, DatasetRef, ExecuteTransform, ExecuteTransformInput,
+    MetadataEvent, Multihash, OffsetInterval, SetDataSchema, SetTransform, Transform,
 };
 
 use crate::engine::{
@@ -384,12 +383,7 @@ impl CommitWriter for StepWriter<'_> {
             Some(mut slice) => {
                 dataset.put_slice(&mut slice).await?;
                 num_records = slice.offset_interval.len();
-                Some(DataSlice {
-                    logical_hash: slice.logical_hash,
-                    physical_hash: slice.physical_hash,
-                    offset_interval: slice.offset_interval.clone(),
-                    size: slice.size,
-                })
+                Some(slice.data_slice())
             }
             None => None,
         };

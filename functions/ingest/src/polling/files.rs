@@ -159,25 +159,19 @@ async fn list_s3(
     key_pattern: &str,
 ) -> Result<Listed, PollError> {
     let location = format!("s3://{bucket}/{key_pattern}");
-    let mut builder = match &policy.s3 {
-        Some(access) => {
-            let mut builder = AmazonS3Builder::new()
-                .with_region(access.region.as_deref().unwrap_or("us-east-1"))
-                .with_allow_http(access.allow_http);
-            if let Some(endpoint) = &access.endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            if let Some(key) = &access.access_key_id {
-                builder = builder.with_access_key_id(key);
-            }
-            if let Some(secret) = &access.secret_access_key {
-                builder = builder.with_secret_access_key(secret);
-            }
-            builder
-        }
+    let builder = match &policy.s3 {
+        Some(access) => weir_dataset::store::s3_builder(
+            access.region.as_deref().unwrap_or("us-east-1"),
+            access.endpoint.as_deref(),
+            access
+                .access_key_id
+                .as_deref()
+                .zip(access.secret_access_key.as_deref()),
+            access.allow_http,
+        ),
         None => AmazonS3Builder::from_env(),
-    };
-    builder = builder.with_bucket_name(bucket);
+    }
+    .with_bucket_name(bucket);
     let store: Arc<dyn ObjectStore> = Arc::new(
         builder
             .build()
