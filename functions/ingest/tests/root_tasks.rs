@@ -202,6 +202,35 @@ async fn a_url_is_fetched_again_only_when_it_changed_and_recovers_from_5xx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_larger_than_the_body_limit_is_refused_and_adds_nothing() {
+    let harness = Harness::start_with(|config| config.max_body_bytes = 1024).await;
+    let source: Shared = Arc::default();
+    {
+        let mut source = source.lock().unwrap();
+        let rows: String = (0..200).map(|i| format!("city{i},{i}\n")).collect();
+        source.body = format!("city,population\n{rows}");
+        source.etag = Some("\"big\"".to_string());
+    }
+    let address = start_source(source.clone()).await;
+    let fetch = format!("        kind: Url\n        url: http://{address}/data.csv");
+    let dataset = harness.create(&polling_manifest("large", &fetch)).await;
+    let poller = poller(&harness, open_policy());
+    let error = poller.poll(dataset.id()).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PollError::Ingest(weir_ingest::IngestError::TooLarge { limit: 1024 })
+        ),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+    assert!(
+        last_state(&dataset).await.is_none(),
+        "nothing was committed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn last_modified_is_the_state_when_there_is_no_etag() {
     let harness = Harness::start().await;
     let source: Shared = Arc::default();

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde::Serialize;
 use weir_dataset::polling::{PolicyViolation, PollingPolicy};
@@ -205,8 +206,10 @@ impl Poller {
         }
         let caller = &self.caller;
         let mut chain = chain;
+        let limit = self.context.config.max_body_bytes;
         for pending in fetches {
             let fetched = pending.await?;
+            let body = bounded(fetched.body, limit);
             let committer = Committer {
                 caller,
                 idempotency: None,
@@ -219,7 +222,7 @@ impl Poller {
                     chain,
                     &steps,
                     (format, fetched.event_time),
-                    fetched.body,
+                    body,
                     committer,
                 )
                 .await?;
@@ -234,6 +237,24 @@ impl Poller {
         outcome.up_to_date = outcome.commits == 0;
         Ok(outcome)
     }
+}
+
+/// Fails a fetched body once it passes `limit` bytes (the function's `max_body_bytes`, as for
+/// pushes): a source does not fill storage or memory by itself.
+fn bounded(
+    body: BoxStream<'static, Result<Bytes, IngestError>>,
+    limit: u64,
+) -> BoxStream<'static, Result<Bytes, IngestError>> {
+    let mut received = 0u64;
+    body.map(move |chunk| {
+        let chunk = chunk?;
+        received += chunk.len() as u64;
+        if received > limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        Ok(chunk)
+    })
+    .boxed()
 }
 
 async fn reload(dataset: &Dataset) -> Result<ChainSnapshot, PollError> {
