@@ -432,12 +432,19 @@ impl FlowService {
         if requeued > 0 {
             kinds = FlowType::ALL.to_vec();
         }
-        for doorbell in &self.doorbells {
-            for kind in kinds.iter().copied() {
-                if let Err(error) = doorbell.ring(kind).await {
-                    tracing::warn!(%error, kind = kind.as_str(), "cannot announce queued tasks");
+        // Announced beside dispatch: a slow announcement (an SQS round trip) must not hold up
+        // the next due runs. The tasks are queued already; executors also poll.
+        if !kinds.is_empty() && !self.doorbells.is_empty() {
+            let doorbells = self.doorbells.clone();
+            tokio::spawn(async move {
+                for doorbell in &doorbells {
+                    for kind in kinds.iter().copied() {
+                        if let Err(error) = doorbell.ring(kind).await {
+                            tracing::warn!(%error, kind = kind.as_str(), "cannot announce queued tasks");
+                        }
+                    }
                 }
-            }
+            });
         }
         if queued > 0 || requeued > 0 {
             // Wakes the idle workers, and keeps a wake for one that is between two polls.
