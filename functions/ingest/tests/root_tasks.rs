@@ -202,6 +202,38 @@ async fn a_url_is_fetched_again_only_when_it_changed_and_recovers_from_5xx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_without_validators_is_taken_again_only_when_its_content_changed() {
+    let harness = Harness::start().await;
+    let source: Shared = Arc::default();
+    source.lock().unwrap().body = "city,population\nA,10\nB,20\n".to_string();
+    let address = start_source(source.clone()).await;
+    let fetch = format!("        kind: Url\n        url: http://{address}/data.csv");
+    // Append: a second copy of the same answer would show as duplicate rows.
+    let manifest = polling_manifest("plain", &fetch)
+        .replace("kind: Ledger\n        primaryKey: [city]", "kind: Append");
+    let dataset = harness.create(&manifest).await;
+    let poller = poller(&harness, open_policy());
+    let id = *dataset.id();
+    assert_eq!(poller.poll(&id).await.unwrap().num_records, 2);
+    let (kind, hash) = last_state(&dataset).await.unwrap();
+    assert_eq!(kind, "weir.dev/sha3-256");
+    assert_eq!(hash.len(), 64);
+    assert!(poller.poll(&id).await.unwrap().up_to_date);
+    assert_eq!(
+        harness.rows(&dataset, "SELECT count(*) FROM t").await,
+        vec!["2"]
+    );
+    source.lock().unwrap().body = "city,population\nC,30\n".to_string();
+    assert_eq!(poller.poll(&id).await.unwrap().num_records, 1);
+    assert_eq!(
+        harness
+            .rows(&dataset, "SELECT city FROM t ORDER BY city")
+            .await,
+        vec!["A", "B", "C"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_larger_than_the_body_limit_is_refused_and_adds_nothing() {
     let harness = Harness::start_with(|config| config.max_body_bytes = 1024).await;
     let source: Shared = Arc::default();

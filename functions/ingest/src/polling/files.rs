@@ -231,7 +231,25 @@ async fn local_stream(
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|error| fetch_error(&path.display().to_string(), error))?;
-    Ok(futures::stream::try_unfold(file, |mut file| async move {
+    Ok(read_stream(file, ()))
+}
+
+/// The bytes of a temporary file, which is removed once the stream is dropped.
+pub(crate) async fn temp_file_stream(
+    temp: tempfile::NamedTempFile,
+) -> Result<futures::stream::BoxStream<'static, Result<Bytes, IngestError>>, PollError> {
+    let file = tokio::fs::File::open(temp.path())
+        .await
+        .map_err(|error| fetch_error("a temporary file", error))?;
+    Ok(read_stream(file, temp))
+}
+
+/// Reads `file` in chunks; `keep` lives as long as the stream (a temporary file's guard).
+fn read_stream<K: Send + 'static>(
+    file: tokio::fs::File,
+    keep: K,
+) -> futures::stream::BoxStream<'static, Result<Bytes, IngestError>> {
+    futures::stream::try_unfold((file, keep), |(mut file, keep)| async move {
         let mut buffer = vec![0; READ_CHUNK];
         let read = file
             .read(&mut buffer)
@@ -241,9 +259,9 @@ async fn local_stream(
             return Ok(None);
         }
         buffer.truncate(read);
-        Ok(Some((Bytes::from(buffer), file)))
+        Ok(Some((Bytes::from(buffer), (file, keep))))
     })
-    .boxed())
+    .boxed()
 }
 
 #[cfg(test)]

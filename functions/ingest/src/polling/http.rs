@@ -22,6 +22,9 @@ use crate::error::IngestError;
 
 pub const ETAG_STATE: &str = "odf/etag";
 pub const LAST_MODIFIED_STATE: &str = "odf/last-modified";
+/// The state of a source that sends neither `ETag` nor `Last-Modified`: the SHA3-256 of what it
+/// sent, so an unchanged answer adds nothing.
+pub const CONTENT_HASH_STATE: &str = "weir.dev/sha3-256";
 const MAX_REDIRECTS: usize = 5;
 
 /// The client polling sources use: no proxy from the environment, bounded connect and read
@@ -111,11 +114,13 @@ fn send_error(location: &str, error: reqwest::Error) -> PollError {
 }
 
 /// Fetches the URL unless the recorded state says it has not changed; `None` when it has not.
+/// Bodies are bounded by `limit` bytes.
 pub async fn fetch(
     client: &reqwest::Client,
     policy: &PollingPolicy,
     step: &FetchStepUrl,
     previous: Option<&SourceState>,
+    limit: u64,
 ) -> Result<Option<Fetched>, PollError> {
     let url = url::Url::parse(&step.url).map_err(|error| PollError::Fetch {
         location: step.url.clone(),
@@ -188,9 +193,66 @@ pub async fn fetch(
         .bytes_stream()
         .map(|chunk| chunk.map_err(|error| IngestError::SourceUnavailable(Box::new(error))))
         .boxed();
+    if state.is_some() {
+        return Ok(Some(Fetched {
+            body,
+            state,
+            event_time,
+        }));
+    }
+    // No validator: the answer is kept in a temporary file while its hash is computed, and
+    // read from there only when it differs from the last one taken.
+    let (file, digest) = spool(body, limit).await?;
+    let state = SourceState {
+        source_name: SOURCE_NAME.to_string(),
+        kind: CONTENT_HASH_STATE.to_string(),
+        value: digest,
+    };
+    if previous == Some(&state) {
+        return Ok(None);
+    }
     Ok(Some(Fetched {
-        body,
-        state,
+        body: super::files::temp_file_stream(file).await?,
+        state: Some(state),
         event_time,
     }))
+}
+
+/// Writes `body` to a temporary file (removed when dropped), bounded by `limit`; returns it
+/// with the hex SHA3-256 of its bytes.
+async fn spool(
+    mut body: futures::stream::BoxStream<'static, Result<bytes::Bytes, IngestError>>,
+    limit: u64,
+) -> Result<(tempfile::NamedTempFile, String), PollError> {
+    use tokio::io::AsyncWriteExt;
+    let temp = tempfile::NamedTempFile::new().map_err(|error| PollError::Fetch {
+        location: "a temporary file".to_string(),
+        source: Box::new(error),
+    })?;
+    let mut file = tokio::fs::File::from_std(temp.reopen().map_err(|error| PollError::Fetch {
+        location: "a temporary file".to_string(),
+        source: Box::new(error),
+    })?);
+    let mut hasher = weir_dataset::Sha3_256::default();
+    let mut written = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        written += chunk.len() as u64;
+        if written > limit {
+            return Err(IngestError::TooLarge { limit }.into());
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|error| IngestError::Internal(format!("spooling a fetched body: {error}")))?;
+    }
+    file.flush()
+        .await
+        .map_err(|error| IngestError::Internal(format!("spooling a fetched body: {error}")))?;
+    let digest: String = hasher
+        .finish()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    Ok((temp, digest))
 }

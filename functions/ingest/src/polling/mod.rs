@@ -183,7 +183,8 @@ impl Poller {
                     outcome.up_to_date = true;
                     return Ok(outcome);
                 }
-                match http::fetch(&self.http, &self.policy, step, previous.as_ref()).await? {
+                let limit = self.context.config.max_body_bytes;
+                match http::fetch(&self.http, &self.policy, step, previous.as_ref(), limit).await? {
                     Some(fetched) => vec![Box::pin(async move { Ok(fetched) }) as Pending],
                     None => Vec::new(),
                 }
