@@ -175,7 +175,7 @@ impl Poller {
             new_head: chain.head.as_ref().map(|head| head.hash),
             ..PollOutcome::default()
         };
-        let previous = crate::source::latest_source_state(&chain, SOURCE_NAME).cloned();
+        let previous = progress(&chain.blocks).cloned();
         let fetches = match &source.fetch {
             FetchStep::Url(step) => {
                 if step.cache.is_some() && previous.is_some() {
@@ -262,6 +262,28 @@ async fn reload(dataset: &Dataset) -> Result<ChainSnapshot, PollError> {
     Ok(dataset.load_chain(None).await.map_err(IngestError::from)?)
 }
 
+/// What the active polling source took last: the newest state recorded after the latest
+/// `SetPollingSource` (a changed source starts from its beginning, not from where the old one
+/// stopped). `blocks` are newest first.
+fn progress(blocks: &[(Multihash, weir_odf::MetadataBlock)]) -> Option<&SourceState> {
+    for (_, block) in blocks {
+        match &block.event {
+            MetadataEvent::SetPollingSource(_) => return None,
+            MetadataEvent::AddData(add) => {
+                if let Some(state) = add
+                    .new_source_state
+                    .as_ref()
+                    .filter(|state| state.source_name == SOURCE_NAME)
+                {
+                    return Some(state);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The active polling source: the latest `SetPollingSource`, unless disabled after it.
 fn polling_source(chain: &ChainSnapshot) -> Result<&SetPollingSource, PollError> {
     for (_, block) in &chain.blocks {
@@ -297,5 +319,77 @@ fn fetch_kind(fetch: &FetchStep) -> &'static str {
         FetchStep::Container(_) => "Container",
         FetchStep::Mqtt(_) => "Mqtt",
         FetchStep::EthereumLogs(_) => "EthereumLogs",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_odf::{AddData, FetchStepUrl, MergeStrategyAppend, MetadataBlock, ReadStepNdJson};
+
+    fn block(event: MetadataEvent) -> (Multihash, MetadataBlock) {
+        (
+            Multihash::new(weir_odf::HashAlgorithm::Sha3_256, [0; 32]),
+            MetadataBlock {
+                system_time: chrono::Utc::now(),
+                prev_block_hash: None,
+                sequence_number: 0,
+                event,
+            },
+        )
+    }
+
+    fn state(value: &str) -> MetadataEvent {
+        MetadataEvent::AddData(AddData {
+            prev_checkpoint: None,
+            prev_offset: None,
+            new_data: None,
+            new_checkpoint: None,
+            new_watermark: None,
+            new_source_state: Some(SourceState {
+                source_name: SOURCE_NAME.to_string(),
+                kind: "odf/etag".to_string(),
+                value: value.to_string(),
+            }),
+            extra: None,
+        })
+    }
+
+    fn source(url: &str) -> MetadataEvent {
+        MetadataEvent::SetPollingSource(SetPollingSource {
+            fetch: FetchStep::Url(FetchStepUrl {
+                url: url.to_string(),
+                event_time: None,
+                cache: None,
+                headers: None,
+            }),
+            prepare: None,
+            read: ReadStep::NdJson(ReadStepNdJson {
+                ddl_schema: None,
+                date_format: None,
+                encoding: None,
+                timestamp_format: None,
+                schema: None,
+            }),
+            preprocess: None,
+            merge: weir_odf::MergeStrategy::Append(MergeStrategyAppend {}),
+        })
+    }
+
+    #[test]
+    fn a_changed_source_starts_from_its_beginning() {
+        // Newest first: the source changed after "v2" was taken.
+        let changed = [
+            block(source("https://b.example/")),
+            block(state("v2")),
+            block(source("https://a.example/")),
+        ];
+        assert!(progress(&changed).is_none());
+        let taken = [
+            block(state("w1")),
+            block(source("https://b.example/")),
+            block(state("v2")),
+        ];
+        assert_eq!(progress(&taken).map(|s| s.value.as_str()), Some("w1"));
     }
 }
