@@ -134,6 +134,24 @@ fn trigger_of(triggers: &[serde_json::Value]) -> Result<Trigger, FieldError> {
     }
 }
 
+/// Checks a planned config, naming the manifest's field at fault (a trigger, or a task param).
+fn check_as_manifest(config: &FlowConfig, flow_type: FlowType) -> Result<(), FieldError> {
+    config
+        .clone()
+        .check(flow_type)
+        .map(|_| ())
+        .map_err(|error| FieldError {
+            field: match error.field.strip_prefix("compaction.") {
+                Some(param) => format!("spec.tasks[0].params.{param}"),
+                None => format!(
+                    "spec.triggers[0].{}",
+                    error.field.trim_start_matches("trigger.")
+                ),
+            },
+            message: error.message,
+        })
+}
+
 /// Maps a manifest onto flows, or names the first field Weir cannot honour.
 pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
     if manifest.schema != FLOW_SCHEMA {
@@ -169,16 +187,7 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
                 stop: StopPolicy::Never,
                 compaction: None,
             };
-            config
-                .clone()
-                .check(FlowType::Gc)
-                .map_err(|error| FieldError {
-                    field: format!(
-                        "spec.triggers[0].{}",
-                        error.field.trim_start_matches("trigger.")
-                    ),
-                    message: error.message,
-                })?;
+            check_as_manifest(&config, FlowType::Gc)?;
             Ok(vec![PlannedFlow {
                 key: FlowKey::system(FlowType::Gc),
                 dataset: None,
@@ -229,19 +238,7 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
                 stop: StopPolicy::Never,
                 compaction,
             };
-            config
-                .clone()
-                .check(flow_type)
-                .map_err(|error| FieldError {
-                    field: match error.field.strip_prefix("compaction.") {
-                        Some(param) => format!("spec.tasks[0].params.{param}"),
-                        None => format!(
-                            "spec.triggers[0].{}",
-                            error.field.trim_start_matches("trigger.")
-                        ),
-                    },
-                    message: error.message,
-                })?;
+            check_as_manifest(&config, flow_type)?;
             Ok(vec![PlannedFlow {
                 key: FlowKey::new(String::new(), flow_type),
                 dataset: Some(dataset),

@@ -155,6 +155,7 @@ pub async fn compact(
     let base_chain = dataset.load_chain(Some(&base)).await?;
     let slices_before = count_slices(&chain);
     let mut records_merged = 0;
+    let mut slices_after = slices_before;
     let mut events = Vec::new();
     for step in &steps[first_merge..] {
         match step {
@@ -164,6 +165,7 @@ pub async fn compact(
             Step::Merge(indices) => {
                 let (event, system_time, records) = merge(dataset, &blocks, indices).await?;
                 records_merged += records;
+                slices_after -= indices.len() - 1;
                 events.push((event, system_time));
             }
         }
@@ -171,13 +173,12 @@ pub async fn compact(
     let result = dataset
         .commit_blocks(Some(&head), &base_chain.state, events)
         .await?;
-    let after = dataset.load_chain(None).await?;
     tracing::info!(dataset_id = %dataset.id(), old_head = %head.hash, new_head = %result.new_head, "compacted");
     Ok(Some(CompactionOutcome {
         old_head: head.hash,
         new_head: result.new_head,
         slices_before,
-        slices_after: count_slices(&after),
+        slices_after,
         records_merged,
         new_head_sequence_number: result
             .blocks

@@ -215,11 +215,22 @@ impl PollingPolicy {
 
     /// Whether a real (symlink-resolved) file path lies below a file root.
     pub fn under_file_root(&self, path: &Path) -> bool {
-        self.file_roots.iter().any(|root| {
-            let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.clone());
-            path.starts_with(&root)
-        })
+        under(path, &self.real_file_roots())
     }
+
+    /// The file roots with their symlinks resolved (resolve once, check many paths with
+    /// [`under`]).
+    pub fn real_file_roots(&self) -> Vec<PathBuf> {
+        self.file_roots
+            .iter()
+            .map(|root| std::fs::canonicalize(root).unwrap_or_else(|_| root.clone()))
+            .collect()
+    }
+}
+
+/// Whether `path` lies below one of `roots`.
+pub fn under(path: &Path, roots: &[PathBuf]) -> bool {
+    roots.iter().any(|root| path.starts_with(root))
 }
 
 fn check_pattern(pattern: &str) -> Result<(), PolicyViolation> {

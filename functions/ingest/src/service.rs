@@ -159,7 +159,7 @@ impl IngestContext {
         let default_event_time = request.event_time.unwrap_or_else(Utc::now);
         self.ingest_records(
             &dataset,
-            chain,
+            (chain, target.schema),
             &steps,
             (request.format, default_event_time),
             body,
@@ -169,11 +169,12 @@ impl IngestContext {
     }
 
     /// Reads a body as `steps` say, merges its records and commits them after the chain's head
-    /// (push and polling ingest alike). `default_event_time` goes to records that carry none.
+    /// (push and polling ingest alike). `schema` is the dataset's schema in `chain`, if set;
+    /// `default_event_time` goes to records that carry none.
     pub(crate) async fn ingest_records<S>(
         &self,
         dataset: &Dataset,
-        chain: ChainSnapshot,
+        (chain, schema): (ChainSnapshot, Option<DataSchema>),
         steps: &SourceSteps,
         (format, default_event_time): (MediaFormat, DateTime<Utc>),
         body: S,
@@ -182,7 +183,6 @@ impl IngestContext {
     where
         S: Stream<Item = Result<Bytes, IngestError>> + Send,
     {
-        let target = push_target(&chain)?;
         let streamed = steps.preprocess.is_none() && merges_per_batch(&steps.merge);
 
         // Records either become a slice while the body arrives, placed after the head loaded
@@ -191,7 +191,7 @@ impl IngestContext {
             let placement = placement_after(&chain);
             let sink = SliceSink::new(
                 steps.merge.clone(),
-                target.schema.clone(),
+                schema,
                 default_event_time,
                 placement,
                 dataset.slice_upload_target(),

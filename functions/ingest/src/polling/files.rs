@@ -115,6 +115,7 @@ async fn list_local(policy: &PollingPolicy, pattern: String) -> Result<Listed, P
             require_literal_separator: true,
             ..glob::MatchOptions::new()
         };
+        let roots = policy.real_file_roots();
         let paths = glob::glob_with(&pattern, options)
             .map_err(|error| PollError::Unsupported(format!("`fetch.path`: {error}")))?;
         let mut listed = Vec::new();
@@ -122,7 +123,7 @@ async fn list_local(policy: &PollingPolicy, pattern: String) -> Result<Listed, P
             let path = path.map_err(|error| fetch_error(&pattern, error))?;
             let real = std::fs::canonicalize(&path)
                 .map_err(|error| fetch_error(&path.display().to_string(), error))?;
-            if !policy.under_file_root(&real) {
+            if !weir_dataset::polling::under(&real, &roots) {
                 return Err(PollError::Refused(weir_dataset::polling::PolicyViolation {
                     field: "fetch.path",
                     message: format!(

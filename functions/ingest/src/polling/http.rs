@@ -202,7 +202,7 @@ pub async fn fetch(
     }
     // No validator: the answer is kept in a temporary file while its hash is computed, and
     // read from there only when it differs from the last one taken.
-    let (file, digest) = spool(body, limit).await?;
+    let (file, digest) = spool(super::bounded(body, limit)).await?;
     let state = SourceState {
         source_name: SOURCE_NAME.to_string(),
         kind: CONTENT_HASH_STATE.to_string(),
@@ -218,11 +218,10 @@ pub async fn fetch(
     }))
 }
 
-/// Writes `body` to a temporary file (removed when dropped), bounded by `limit`; returns it
-/// with the hex SHA3-256 of its bytes.
+/// Writes `body` to a temporary file (removed when dropped); returns it with the hex SHA3-256
+/// of its bytes.
 async fn spool(
     mut body: futures::stream::BoxStream<'static, Result<bytes::Bytes, IngestError>>,
-    limit: u64,
 ) -> Result<(tempfile::NamedTempFile, String), PollError> {
     use tokio::io::AsyncWriteExt;
     let temp = tempfile::NamedTempFile::new().map_err(|error| PollError::Fetch {
@@ -234,13 +233,8 @@ async fn spool(
         source: Box::new(error),
     })?);
     let mut hasher = weir_dataset::Sha3_256::default();
-    let mut written = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk?;
-        written += chunk.len() as u64;
-        if written > limit {
-            return Err(IngestError::TooLarge { limit }.into());
-        }
         hasher.update(&chunk);
         file.write_all(&chunk)
             .await

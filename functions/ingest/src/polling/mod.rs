@@ -211,6 +211,7 @@ impl Poller {
         for pending in fetches {
             let fetched = pending.await?;
             let body = bounded(fetched.body, limit);
+            let schema = crate::source::push_target(&chain)?.schema;
             let committer = Committer {
                 caller,
                 idempotency: None,
@@ -220,7 +221,7 @@ impl Poller {
                 .context
                 .ingest_records(
                     &dataset,
-                    chain,
+                    (chain, schema),
                     &steps,
                     (format, fetched.event_time),
                     body,
@@ -240,9 +241,9 @@ impl Poller {
     }
 }
 
-/// Fails a fetched body once it passes `limit` bytes (the function's `max_body_bytes`, as for
+/// Fails a body once it passes `limit` bytes (the function's `max_body_bytes`, as for
 /// pushes): a source does not fill storage or memory by itself.
-fn bounded(
+pub(super) fn bounded(
     body: BoxStream<'static, Result<Bytes, IngestError>>,
     limit: u64,
 ) -> BoxStream<'static, Result<Bytes, IngestError>> {
