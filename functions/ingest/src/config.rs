@@ -24,6 +24,8 @@ pub struct IngestConfig {
     pub polling: PollingPolicy,
     /// Takes `ingest` tasks (polls of polling sources) from the control plane's queue.
     pub tasks: Option<TaskWorkerConfig>,
+    /// Queue ingest: the identity it writes as, micro-batching, and a JetStream consumer.
+    pub queue: crate::queue::QueueIngestConfig,
 }
 
 impl Default for IngestConfig {
@@ -36,6 +38,7 @@ impl Default for IngestConfig {
             max_commit_attempts: 20,
             polling: PollingPolicy::default(),
             tasks: None,
+            queue: crate::queue::QueueIngestConfig::default(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod merge;
 pub mod polling;
 pub mod preprocess;
+pub mod queue;
 pub mod read;
 pub mod records;
 pub mod routes;
@@ -60,12 +61,14 @@ pub async fn build_function(
         access: platform.access,
         notifier: platform.notifier,
     });
-    let mut messages = None;
+    let queue =
+        Arc::new(queue::QueueIngest::new(context.clone(), context.config.queue.clone()).await?);
+    let mut tasks_handler = None;
     if let Some(tasks) = &tasks {
         let poller = polling::Poller::new(context.clone(), policy)
             .map_err(|e| e.to_string())?
             .with_caller(weir_function_runtime::Caller::service(&tasks.token));
-        messages = weir_function_runtime::task::spawn_remote_worker(
+        tasks_handler = weir_function_runtime::task::spawn_remote_worker(
             tasks,
             link.as_ref(),
             FUNCTION_NAME,
@@ -76,8 +79,20 @@ pub async fn build_function(
             }),
         )?;
     }
+    if !weir_function_runtime::server::in_lambda()
+        && let Some(jetstream) = &context.config.queue.jetstream
+    {
+        weir_function_runtime::jetstream::spawn(jetstream.clone(), queue.clone());
+    }
+    let messages: Arc<dyn weir_function_runtime::messages::MessageHandler> = match tasks_handler {
+        Some(tasks) => Arc::new(queue::SplitTasks {
+            tasks,
+            ingest: queue.clone(),
+        }),
+        None => queue.clone(),
+    };
     Ok(weir_function_runtime::Function {
-        router: router(context),
-        messages,
+        router: router(context).merge(queue::cloudevents_router(queue)),
+        messages: Some(messages),
     })
 }

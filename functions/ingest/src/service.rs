@@ -97,28 +97,53 @@ pub struct IngestResponse {
 
 impl IngestContext {
     async fn resolve(&self, request: &IngestRequest) -> Result<Dataset, IngestError> {
-        let not_found =
-            || IngestError::DatasetNotFound(format!("{}/{}", request.account, request.dataset));
-        let account: AccountName = request.account.parse().map_err(|_| not_found())?;
-        let name: DatasetName = request.dataset.parse().map_err(|_| not_found())?;
+        self.resolve_for_writing(&request.caller, &request.account, &request.dataset)
+            .await
+    }
+
+    /// The one "resolve and authorize" step of every ingest: the dataset `account/dataset` if
+    /// `caller` may write it; a dataset the caller may not see is not found.
+    pub(crate) async fn resolve_for_writing(
+        &self,
+        caller: &Caller,
+        account: &str,
+        dataset: &str,
+    ) -> Result<Dataset, IngestError> {
+        let not_found = || IngestError::DatasetNotFound(format!("{account}/{dataset}"));
+        let account_name: AccountName = account.parse().map_err(|_| not_found())?;
+        let name: DatasetName = dataset.parse().map_err(|_| not_found())?;
         let id = self
             .store
-            .resolve_alias(&account, &name)
+            .resolve_alias(&account_name, &name)
             .await?
             .ok_or_else(not_found)?;
         let decision = self
             .access
-            .decide(&request.caller, &id.to_did_string(), DatasetAction::Write)
+            .decide(caller, &id.to_did_string(), DatasetAction::Write)
             .await
             .map_err(IngestError::Access)?;
         match decision {
             AccessDecision::Allowed => Ok(self.store.dataset(&id)),
             AccessDecision::Hidden => Err(not_found()),
             AccessDecision::Forbidden => Err(IngestError::Forbidden(format!(
-                "pushing to `{}/{}` needs the editor role",
-                request.account, request.dataset
+                "pushing to `{account}/{dataset}` needs the editor role"
             ))),
         }
+    }
+
+    /// Commits records that were read already (with `event_time`), merged as `merge` says, after
+    /// the chain's head: queue ingest's micro-batches.
+    pub(crate) async fn commit_records(
+        &self,
+        dataset: &Dataset,
+        chain: ChainSnapshot,
+        merge: &MergeStrategy,
+        (schema, batches): (SchemaRef, Vec<RecordBatch>),
+        committer: Committer<'_>,
+    ) -> Result<IngestResponse, IngestError> {
+        let input = MergeInputRecords::Read { schema, batches };
+        self.commit_with_retries(dataset, committer, merge, chain, input, None)
+            .await
     }
 
     /// Runs one push request. The body stream yields chunks as they arrive.
@@ -548,6 +573,6 @@ fn unchanged(chain: &ChainSnapshot) -> IngestResponse {
     }
 }
 
-async fn load_chain(dataset: &Dataset) -> Result<ChainSnapshot, IngestError> {
+pub(crate) async fn load_chain(dataset: &Dataset) -> Result<ChainSnapshot, IngestError> {
     dataset.load_chain(None).await.map_err(IngestError::from)
 }

@@ -12,8 +12,10 @@
 //! It must not depend on dataset storage or any particular function: functions depend on it.
 
 pub mod access;
+pub mod cloudevents;
 pub mod config;
 pub mod error;
+pub mod jetstream;
 pub mod json_errors;
 pub mod lambda_emulator;
 pub mod messages;

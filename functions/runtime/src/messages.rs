@@ -9,31 +9,53 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use axum::Router;
+use bytes::Bytes;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, LambdaEvent};
 
-/// One message of a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One message of a batch, whatever queue it came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueMessage {
+    /// The transport's id of the message: the same on every delivery of it.
     pub message_id: String,
-    pub body: String,
-    /// String message attributes.
+    pub body: Bytes,
+    /// String message attributes (SQS), headers (NATS, names in lower case) or extension
+    /// attributes (CloudEvents).
     pub attributes: BTreeMap<String, String>,
     /// FIFO queues: the message group, within which order is kept.
     pub group_id: Option<String>,
+    /// Where the message came from: `jetstream/<stream>`, `sqs/<queue>`, `cloudevents`.
+    pub origin: String,
+    /// The NATS subject it was published to.
+    pub subject: Option<String>,
+    /// Its place in an ordered log (the JetStream stream sequence).
+    pub sequence: Option<u64>,
+    /// 1 on the first delivery; more when it came back (a failure, a crash before the ack).
+    pub delivery_count: u32,
+    /// When the producer sent it, when the transport says.
+    pub sent_at: Option<SystemTime>,
 }
 
 /// What became of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {
-    /// Handled (or permanently rejected and recorded elsewhere): not to come back.
+    /// Handled: not to come back.
     Done,
-    /// To be delivered again (a transient failure).
-    Retry,
+    /// To be delivered again (a transient failure), with why.
+    Retry(String),
+    /// Can never be handled: to the dead-letter destination with the reason, and not again.
+    Reject(String),
+}
+
+impl Disposition {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Done)
+    }
 }
 
 #[async_trait::async_trait]
@@ -48,7 +70,7 @@ pub fn messages_to_retry(messages: &[QueueMessage], dispositions: &[Disposition]
     let mut failed_groups = BTreeSet::new();
     let mut retry = Vec::new();
     for (index, message) in messages.iter().enumerate() {
-        let failed = dispositions.get(index) != Some(&Disposition::Done)
+        let failed = !dispositions.get(index).is_some_and(Disposition::is_done)
             || message
                 .group_id
                 .as_ref()
@@ -68,17 +90,36 @@ pub fn sqs_messages(event: &SqsEvent) -> Vec<QueueMessage> {
     event
         .records
         .iter()
-        .map(|record| QueueMessage {
-            message_id: record.message_id.clone().unwrap_or_default(),
-            body: record.body.clone().unwrap_or_default(),
-            attributes: record
-                .message_attributes
-                .iter()
-                .filter_map(|(name, value)| {
-                    value.string_value.clone().map(|text| (name.clone(), text))
-                })
-                .collect(),
-            group_id: record.attributes.get("MessageGroupId").cloned(),
+        .map(|record| {
+            let queue = record
+                .event_source_arn
+                .as_deref()
+                .and_then(|arn| arn.rsplit(':').next())
+                .unwrap_or_default();
+            let number = |name: &str| {
+                record
+                    .attributes
+                    .get(name)
+                    .and_then(|value| value.parse::<u64>().ok())
+            };
+            QueueMessage {
+                message_id: record.message_id.clone().unwrap_or_default(),
+                body: Bytes::from(record.body.clone().unwrap_or_default()),
+                attributes: record
+                    .message_attributes
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        value.string_value.clone().map(|text| (name.clone(), text))
+                    })
+                    .collect(),
+                group_id: record.attributes.get("MessageGroupId").cloned(),
+                origin: format!("sqs/{queue}"),
+                subject: None,
+                sequence: None,
+                delivery_count: number("ApproximateReceiveCount").unwrap_or(1) as u32,
+                sent_at: number("SentTimestamp")
+                    .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
+            }
         })
         .collect()
 }
@@ -99,6 +140,14 @@ pub async fn run_lambda(router: Router, handler: Arc<dyn MessageHandler>) -> Res
                 let event: SqsEvent = serde_json::from_value(payload)?;
                 let messages = sqs_messages(&event);
                 let dispositions = handler.handle(&messages).await;
+                for (message, disposition) in messages.iter().zip(&dispositions) {
+                    if let Disposition::Reject(reason) = disposition {
+                        // Without a dead-letter queue of its own the message goes back, and
+                        // the queue's redrive policy moves it to its dead-letter queue.
+                        tracing::warn!(message_id = %message.message_id, %reason,
+                            "a message that cannot be handled; it goes back until the queue's redrive policy dead-letters it");
+                    }
+                }
                 // The partial batch response (`SQSBatchResponse`).
                 let failures: Vec<serde_json::Value> = messages_to_retry(&messages, &dispositions)
                     .into_iter()
@@ -128,15 +177,15 @@ mod tests {
     fn message(id: &str, group: Option<&str>) -> QueueMessage {
         QueueMessage {
             message_id: id.to_string(),
-            body: String::new(),
-            attributes: BTreeMap::new(),
             group_id: group.map(str::to_string),
+            ..QueueMessage::default()
         }
     }
 
     #[test]
     fn a_failure_in_a_fifo_group_fails_the_rest_of_the_group() {
         use Disposition::*;
+        let retry = || Retry("down".to_string());
         let messages = [
             message("a1", Some("a")),
             message("b1", Some("b")),
@@ -146,7 +195,7 @@ mod tests {
             message("s1", None),
             message("s2", None),
         ];
-        let dispositions = [Done, Retry, Done, Done, Done, Retry, Done];
+        let dispositions = [Done, retry(), Done, Done, Done, Reject("bad".into()), Done];
         assert_eq!(
             messages_to_retry(&messages, &dispositions),
             vec!["b1", "b2", "s1"]
@@ -173,6 +222,8 @@ mod tests {
         assert_eq!(messages[0].message_id, "m-1");
         assert_eq!(messages[0].body, "transform");
         assert_eq!(messages[0].group_id.as_deref(), Some("g"));
+        assert_eq!(messages[0].origin, "sqs/tasks");
+        assert_eq!(messages[0].delivery_count, 1);
         assert_eq!(messages[0].attributes["kind"], "transform");
     }
 }

@@ -138,7 +138,7 @@ impl MessageHandler for AnnouncedTasks {
                 .attributes
                 .get("kind")
                 .map(String::as_str)
-                .unwrap_or(message.body.trim());
+                .unwrap_or_else(|| std::str::from_utf8(&message.body).unwrap_or("").trim());
             let kinds: Vec<TaskKind> = match TaskKind::parse(named) {
                 Some(kind) if self.options.kinds.contains(&kind) => vec![kind],
                 _ => {
@@ -168,7 +168,7 @@ impl MessageHandler for AnnouncedTasks {
                 Ok(None) => Disposition::Done,
                 Err(error) => {
                     tracing::warn!(%error, "cannot take an announced task; the message comes back");
-                    Disposition::Retry
+                    Disposition::Retry(error.to_string())
                 }
             });
         }

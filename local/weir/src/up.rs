@@ -240,9 +240,19 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
     }
 
     let token = admin_token(&control_plane, &options.data_dir).await?;
+    // Queue ingest writes as the configured identity, by default the admin of this node.
+    let mut queue_config = ingest.config.queue.clone();
+    if queue_config.token.is_none() {
+        queue_config.token = Some(token.clone());
+    }
+    let queue = Arc::new(weir_ingest::queue::QueueIngest::new(ingest.clone(), queue_config).await?);
+    if let Some(jetstream) = &queue.config().jetstream {
+        weir_function_runtime::jetstream::spawn(jetstream.clone(), queue.clone());
+    }
     let router = weir_function_runtime::with_json_errors(
         weir_control_plane::rest::router(control_plane.clone())
             .merge(weir_ingest::router(ingest))
+            .merge(weir_ingest::queue::cloudevents_router(queue))
             .merge(weir_query::router(query))
             .merge(weir_transform::router(transform)),
     );

@@ -291,12 +291,21 @@ fn read_parquet(
 pub fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, IngestError> {
     let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
-        let column = batch.column_by_name(field.name()).ok_or_else(|| {
-            IngestError::BadValue(format!(
-                "column `{}` is missing from the input",
-                field.name()
-            ))
-        })?;
+        // A column records leave out is null in all of them (a JSON record without the key),
+        // unless the column must not be null.
+        let column = match batch.column_by_name(field.name()) {
+            Some(column) => column.clone(),
+            None if field.is_nullable() => {
+                arrow::array::new_null_array(field.data_type(), batch.num_rows())
+            }
+            None => {
+                return Err(IngestError::BadValue(format!(
+                    "column `{}` is missing from the input",
+                    field.name()
+                )));
+            }
+        };
+        let column = &column;
         let cast = arrow::compute::cast(column, field.data_type()).map_err(|error| {
             IngestError::BadValue(format!("column `{}`: {error}", field.name()))
         })?;
