@@ -84,6 +84,11 @@ pub async fn build_function(
     {
         weir_function_runtime::jetstream::spawn(jetstream.clone(), queue.clone());
     }
+    if !weir_function_runtime::server::in_lambda()
+        && let Some(sqs) = &context.config.queue.sqs
+    {
+        weir_function_runtime::sqs::spawn(sqs.clone(), queue.clone());
+    }
     let messages: Arc<dyn weir_function_runtime::messages::MessageHandler> = match tasks_handler {
         Some(tasks) => Arc::new(queue::SplitTasks {
             tasks,

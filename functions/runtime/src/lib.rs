@@ -22,6 +22,8 @@ pub mod messages;
 pub mod metrics;
 pub mod remote;
 pub mod server;
+#[cfg(feature = "sqs")]
+pub mod sqs;
 pub mod task;
 pub mod token;
 

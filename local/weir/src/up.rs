@@ -249,6 +249,9 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
     if let Some(jetstream) = &queue.config().jetstream {
         weir_function_runtime::jetstream::spawn(jetstream.clone(), queue.clone());
     }
+    if let Some(sqs) = &queue.config().sqs {
+        weir_function_runtime::sqs::spawn(sqs.clone(), queue.clone());
+    }
     let router = weir_function_runtime::with_json_errors(
         weir_control_plane::rest::router(control_plane.clone())
             .merge(weir_ingest::router(ingest))

@@ -160,24 +160,8 @@ async fn list_s3(
     key_pattern: &str,
 ) -> Result<Listed, PollError> {
     let location = format!("s3://{bucket}/{key_pattern}");
-    let builder = match &policy.s3 {
-        Some(access) => weir_dataset::store::s3_builder(
-            access.region.as_deref().unwrap_or("us-east-1"),
-            access.endpoint.as_deref(),
-            access
-                .access_key_id
-                .as_deref()
-                .zip(access.secret_access_key.as_deref()),
-            access.allow_http,
-        ),
-        None => AmazonS3Builder::from_env(),
-    }
-    .with_bucket_name(bucket);
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        builder
-            .build()
-            .map_err(|error| fetch_error(&location, error))?,
-    );
+    let store =
+        s3_store(policy.s3.as_ref(), bucket).map_err(|error| fetch_error(&location, error))?;
     let pattern = glob::Pattern::new(key_pattern)
         .map_err(|error| PollError::Unsupported(format!("`fetch.path`: {error}")))?;
     let options = glob::MatchOptions {
@@ -201,6 +185,26 @@ async fn list_s3(
             )
         })
         .collect())
+}
+
+/// The objects of `bucket`, reached as the policy's S3 access says (else the `AWS_*` environment).
+pub(crate) fn s3_store(
+    access: Option<&weir_dataset::polling::S3Access>,
+    bucket: &str,
+) -> Result<Arc<dyn ObjectStore>, object_store::Error> {
+    let builder = match access {
+        Some(access) => weir_dataset::store::s3_builder(
+            access.region.as_deref().unwrap_or("us-east-1"),
+            access.endpoint.as_deref(),
+            access
+                .access_key_id
+                .as_deref()
+                .zip(access.secret_access_key.as_deref()),
+            access.allow_http,
+        ),
+        None => AmazonS3Builder::from_env(),
+    };
+    Ok(Arc::new(builder.with_bucket_name(bucket).build()?))
 }
 
 async fn open(file: Found) -> Result<Fetched, PollError> {

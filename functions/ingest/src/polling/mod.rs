@@ -7,7 +7,7 @@
 //! of a glob is committed once, in order, with its name as the state.
 
 mod event_time;
-mod files;
+pub(crate) mod files;
 mod http;
 pub mod task;
 

@@ -53,6 +53,11 @@ fn attribute<'a>(message: &'a QueueMessage, names: &[&str]) -> Option<&'a str> {
     })
 }
 
+/// Whether the message names its dataset in an attribute.
+pub fn names_a_dataset(message: &QueueMessage) -> bool {
+    attribute(message, &[DATASET_ATTRIBUTE, "odfdataset"]).is_some()
+}
+
 /// Reads what a message asks for; `subject_prefix` is the NATS subject prefix
 /// (`weir.ingest`), after which come `<account>.<dataset>[.<source>]`.
 pub fn parse(message: &QueueMessage, subject_prefix: &str) -> Result<IngestMessage, IngestError> {

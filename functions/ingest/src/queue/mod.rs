@@ -10,6 +10,7 @@
 
 pub mod ids;
 pub mod message;
+pub mod objects;
 mod prepare;
 
 use std::collections::HashMap;
@@ -39,6 +40,11 @@ pub struct QueueIngestConfig {
     pub dedup_window_seconds: u64,
     /// A JetStream consumer to run (in the binary's HTTP mode and under `weir up`).
     pub jetstream: Option<JetStreamConsumerConfig>,
+    /// An SQS queue to long-poll (in the binary's HTTP mode and under `weir up`; a Lambda is
+    /// fed by its event source mapping instead).
+    pub sqs: Option<weir_function_runtime::sqs::SqsConsumerConfig>,
+    /// Where objects announced by S3 notifications go, by bucket and key prefix.
+    pub objects: Vec<objects::ObjectRule>,
     /// CloudEvents arriving together are committed together: up to this many ...
     pub max_batch_messages: usize,
     /// ... waiting at most this long for more.
@@ -52,6 +58,8 @@ impl Default for QueueIngestConfig {
             subject_prefix: "weir.ingest".to_string(),
             dedup_window_seconds: 7 * 24 * 3600,
             jetstream: None,
+            sqs: None,
+            objects: Vec::new(),
             max_batch_messages: 1000,
             max_batch_wait_millis: 20,
         }
@@ -172,6 +180,12 @@ impl MessageHandler for QueueIngest {
         let mut groups: Vec<((String, Target), Vec<Member>)> = Vec::new();
         let mut group_of: HashMap<(String, Target), usize> = HashMap::new();
         for (index, message) in messages.iter().enumerate() {
+            if !message::names_a_dataset(message)
+                && let Some(objects) = objects::parse_notification(&message.body)
+            {
+                dispositions[index] = Some(self.ingest_objects(message, objects).await);
+                continue;
+            }
             match message::parse(message, &self.config.subject_prefix) {
                 Ok(request) => {
                     let group = (message.origin.clone(), request.target.clone());
