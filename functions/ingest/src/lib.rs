@@ -1,7 +1,9 @@
 //! weir-ingest: the ingest function. Push ingest over HTTP into root datasets:
 //! `POST /{account}/{dataset}/ingest?sourceName=NAME` with CSV, JSON, NDJSON, GeoJSON or Parquet;
 //! and polling ingest (`polling`): `ingest` flow tasks fetch a dataset's `SetPollingSource`
-//! (URL, local files, S3 prefixes) through the same steps.
+//! (URL, local files, S3 prefixes) through the same steps; and queue ingest (`queue`): messages
+//! from NATS JetStream, SQS, CloudEvents (`POST /events`) and S3 object notifications, committed
+//! in micro-batches exactly once.
 //!
 //! Reads the body as the dataset's push source says (streamed, with a size limit), runs the
 //! optional SQL preprocess step, applies the merge strategy against the dataset's history and

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::AccessPolicy;
 use crate::messages::{Disposition, MessageHandler, QueueMessage};
 
 /// The origin of messages that came as CloudEvents.
@@ -75,19 +76,57 @@ impl Combiner {
     }
 }
 
-/// `POST {path}` taking CloudEvents into `combiner`.
-pub fn router(path: &str, combiner: Combiner) -> Router {
-    Router::new()
-        .route(path, post(receive))
-        .with_state(combiner)
+/// Who an event without an `Authorization` header comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unauthenticated {
+    /// An anonymous caller, with what anonymous callers may do.
+    Anonymous,
+    /// The consumer's own identity: for Knative Eventing inside a cluster whose network policy
+    /// lets only the broker reach the function.
+    AsConsumer,
 }
 
-async fn receive(State(combiner): State<Combiner>, headers: HeaderMap, body: Bytes) -> Response {
-    let message = match parse(&headers, body) {
+#[derive(Clone)]
+struct Receiver {
+    combiner: Combiner,
+    access: Arc<dyn AccessPolicy>,
+    unauthenticated: Unauthenticated,
+}
+
+/// `POST {path}` taking CloudEvents into `combiner`. An event with a bearer token is handled
+/// as its caller (401 when the token is refused).
+pub fn router(
+    path: &str,
+    combiner: Combiner,
+    access: Arc<dyn AccessPolicy>,
+    unauthenticated: Unauthenticated,
+) -> Router {
+    Router::new()
+        .route(path, post(receive))
+        .with_state(Receiver {
+            combiner,
+            access,
+            unauthenticated,
+        })
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+    let mut message = match parse(&headers, body) {
         Ok(message) => message,
         Err(reason) => return answer(Disposition::Reject(reason)),
     };
-    answer(combiner.submit(message).await)
+    let authorization = match crate::authorization_header(&headers) {
+        Ok(authorization) => authorization,
+        Err(error) => return error.into_response(),
+    };
+    message.caller = match (authorization, receiver.unauthenticated) {
+        (None, Unauthenticated::AsConsumer) => None,
+        (authorization, _) => match receiver.access.authenticate(authorization).await {
+            Ok(caller) => Some(caller),
+            Err(error) => return error.into_response(),
+        },
+    };
+    answer(receiver.combiner.submit(message).await)
 }
 
 fn answer(disposition: Disposition) -> Response {
@@ -198,6 +237,7 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<QueueMessage, String> {
         sequence: None,
         delivery_count: 1,
         sent_at,
+        caller: None,
     })
 }
 

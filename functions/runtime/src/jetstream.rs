@@ -301,5 +301,6 @@ pub fn queue_message(message: &jetstream::Message) -> QueueMessage {
             let nanos = info.published.timestamp_nanos_opt()?;
             Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64))
         }),
+        caller: None,
     }
 }

@@ -39,6 +39,9 @@ pub struct QueueMessage {
     pub delivery_count: u32,
     /// When the producer sent it, when the transport says.
     pub sent_at: Option<SystemTime>,
+    /// Who sent it, when the transport authenticates its producers (CloudEvents with a bearer
+    /// token); `None` when the consumer's own identity applies.
+    pub caller: Option<crate::Caller>,
 }
 
 /// What became of a message.
@@ -119,6 +122,7 @@ pub fn sqs_messages(event: &SqsEvent) -> Vec<QueueMessage> {
                 delivery_count: number("ApproximateReceiveCount").unwrap_or(1) as u32,
                 sent_at: number("SentTimestamp")
                     .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
+                caller: None,
             }
         })
         .collect()

@@ -45,6 +45,10 @@ pub struct QueueIngestConfig {
     pub sqs: Option<weir_function_runtime::sqs::SqsConsumerConfig>,
     /// Where objects announced by S3 notifications go, by bucket and key prefix.
     pub objects: Vec<objects::ObjectRule>,
+    /// CloudEvents without an `Authorization` header are written as `token`'s identity (Knative
+    /// Eventing in a cluster whose network policy admits only the broker); otherwise they are
+    /// anonymous. Events with a bearer token are always written as their caller.
+    pub trust_unauthenticated_events: bool,
     /// CloudEvents arriving together are committed together: up to this many ...
     pub max_batch_messages: usize,
     /// ... waiting at most this long for more.
@@ -60,6 +64,7 @@ impl Default for QueueIngestConfig {
             jetstream: None,
             sqs: None,
             objects: Vec::new(),
+            trust_unauthenticated_events: false,
             max_batch_messages: 1000,
             max_batch_wait_millis: 20,
         }
@@ -117,7 +122,17 @@ pub fn cloudevents_router(queue: Arc<QueueIngest>) -> axum::Router {
         queue.config.max_batch_messages,
         std::time::Duration::from_millis(queue.config.max_batch_wait_millis),
     );
-    weir_function_runtime::cloudevents::router("/events", combiner)
+    let unauthenticated = if queue.config.trust_unauthenticated_events {
+        weir_function_runtime::cloudevents::Unauthenticated::AsConsumer
+    } else {
+        weir_function_runtime::cloudevents::Unauthenticated::Anonymous
+    };
+    weir_function_runtime::cloudevents::router(
+        "/events",
+        combiner,
+        queue.context.access.clone(),
+        unauthenticated,
+    )
 }
 
 /// One Lambda subscribed to both the task announcements and an ingest queue: announcements
@@ -177,8 +192,10 @@ struct Member {
 impl MessageHandler for QueueIngest {
     async fn handle(&self, messages: &[QueueMessage]) -> Vec<Disposition> {
         let mut dispositions: Vec<Option<Disposition>> = vec![None; messages.len()];
-        let mut groups: Vec<((String, Target), Vec<Member>)> = Vec::new();
-        let mut group_of: HashMap<(String, Target), usize> = HashMap::new();
+        type Group = (String, Target, Option<String>);
+        let mut groups: Vec<(Group, Vec<Member>)> = Vec::new();
+        let mut group_of: HashMap<Group, usize> = HashMap::new();
+        let mut callers: HashMap<Option<String>, Caller> = HashMap::new();
         for (index, message) in messages.iter().enumerate() {
             if !message::names_a_dataset(message)
                 && let Some(objects) = objects::parse_notification(&message.body)
@@ -188,7 +205,13 @@ impl MessageHandler for QueueIngest {
             }
             match message::parse(message, &self.config.subject_prefix) {
                 Ok(request) => {
-                    let group = (message.origin.clone(), request.target.clone());
+                    let caller = message
+                        .caller
+                        .clone()
+                        .unwrap_or_else(|| self.caller.clone());
+                    let who = caller.account_id.clone();
+                    callers.entry(who.clone()).or_insert(caller);
+                    let group = (message.origin.clone(), request.target.clone(), who);
                     let at = *group_of.entry(group.clone()).or_insert_with(|| {
                         groups.push((group, Vec::new()));
                         groups.len() - 1
@@ -203,8 +226,12 @@ impl MessageHandler for QueueIngest {
             }
         }
         let results = futures::future::join_all(groups.into_iter().map(
-            |((origin, target), members)| async move {
-                self.ingest_group(&origin, &target, members, messages).await
+            |((origin, target, who), members)| {
+                let caller = callers[&who].clone();
+                async move {
+                    self.ingest_group(&caller, (&origin, &target), members, messages)
+                        .await
+                }
             },
         ))
         .await;
@@ -222,8 +249,8 @@ impl QueueIngest {
     /// Commits a dataset's messages in order, as few blocks as possible.
     async fn ingest_group(
         &self,
-        origin: &str,
-        target: &Target,
+        caller: &Caller,
+        (origin, target): (&str, &Target),
         mut pending: Vec<Member>,
         messages: &[QueueMessage],
     ) -> Vec<(usize, Disposition)> {
@@ -236,7 +263,7 @@ impl QueueIngest {
         };
         let dataset = match self
             .context
-            .resolve_for_writing(&self.caller, &target.account, &target.dataset)
+            .resolve_for_writing(caller, &target.account, &target.dataset)
             .await
         {
             Ok(dataset) => dataset,
@@ -323,7 +350,7 @@ impl QueueIngest {
                 .map(|member| member.key)
                 .collect();
             let committer = Committer {
-                caller: &self.caller,
+                caller,
                 idempotency: None,
                 source_state: Some(ids::state_for(origin, &keys)),
             };

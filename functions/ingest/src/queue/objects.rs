@@ -140,8 +140,12 @@ impl QueueIngest {
         message: &QueueMessage,
         objects: Vec<ObjectCreated>,
     ) -> Disposition {
+        let caller = message
+            .caller
+            .clone()
+            .unwrap_or_else(|| self.caller.clone());
         for object in objects {
-            match self.ingest_object(&object).await {
+            match self.ingest_object(&caller, &object).await {
                 Ok(()) => {}
                 Err(disposition) => {
                     tracing::warn!(message_id = %message.message_id, bucket = %object.bucket,
@@ -153,7 +157,11 @@ impl QueueIngest {
         Disposition::Done
     }
 
-    async fn ingest_object(&self, object: &ObjectCreated) -> Result<(), Disposition> {
+    async fn ingest_object(
+        &self,
+        caller: &weir_function_runtime::Caller,
+        object: &ObjectCreated,
+    ) -> Result<(), Disposition> {
         let location = format!("s3://{}/{}", object.bucket, object.key);
         let rule = self
             .config
@@ -171,7 +179,7 @@ impl QueueIngest {
         })?;
         let dataset = self
             .context
-            .resolve_for_writing(&self.caller, account, name)
+            .resolve_for_writing(caller, account, name)
             .await
             .map_err(rejected)?;
         let chain = load_chain(&dataset).await.map_err(rejected)?;
@@ -225,7 +233,7 @@ impl QueueIngest {
             merge: source.merge,
         };
         let committer = Committer {
-            caller: &self.caller,
+            caller,
             idempotency: None,
             source_state: Some(ids::state_for(&origin, &[key])),
         };
