@@ -366,3 +366,37 @@ async fn the_jetstream_consumer_commits_in_stream_order_and_dead_letters_poison(
     let _ = jetstream.delete_stream(&name).await;
     let _ = jetstream.delete_stream(format!("{name}_DEAD")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_without_an_event_time_take_the_message_s_or_the_ingestion_time() {
+    let read = "        kind: NdJson
+        schema:
+          fields:
+            - name: city
+              type: String";
+    let harness = Harness::start().await;
+    let dataset = harness.create(&root_manifest("places", read, APPEND)).await;
+    let subject = "weir.ingest.alice.places";
+    let mut dated = jetstream_message(1, subject, r#"{"city":"dated"}"#);
+    dated
+        .attributes
+        .insert("odf-event-time".into(), "2020-02-02T00:00:00Z".into());
+    let undated = jetstream_message(2, subject, r#"{"city":"undated"}"#);
+    let before = chrono::Utc::now();
+    let dispositions = queue(&harness).handle(&[dated, undated]).await;
+    assert!(
+        dispositions.iter().all(Disposition::is_done),
+        "{dispositions:?}"
+    );
+    let rows = harness
+        .rows(
+            &dataset,
+            "SELECT city, CAST(event_time AS VARCHAR), event_time >= system_time - INTERVAL '1 minute' FROM t ORDER BY offset",
+        )
+        .await;
+    assert_eq!(rows[0], "dated,2020-02-02T00:00:00Z,false", "{rows:?}");
+    assert!(
+        rows[1].starts_with("undated,") && rows[1].ends_with(",true"),
+        "{rows:?} {before}"
+    );
+}
