@@ -91,12 +91,21 @@ pub async fn build_function(
     {
         weir_function_runtime::sqs::spawn(sqs.clone(), queue.clone());
     }
+    // In Lambda, rejects go to the configured dead-letter queue with their reason.
+    let mut ingest: Arc<dyn weir_function_runtime::messages::MessageHandler> = queue.clone();
+    if let Some(sqs) = &context.config.queue.sqs
+        && let Some(queue_url) = &sqs.dead_letter_queue_url
+        && weir_function_runtime::server::in_lambda()
+    {
+        ingest = Arc::new(weir_function_runtime::sqs::DeadLetterQueue {
+            inner: ingest,
+            client: weir_function_runtime::sqs::client(sqs).await,
+            queue_url: queue_url.clone(),
+        });
+    }
     let messages: Arc<dyn weir_function_runtime::messages::MessageHandler> = match tasks_handler {
-        Some(tasks) => Arc::new(queue::SplitTasks {
-            tasks,
-            ingest: queue.clone(),
-        }),
-        None => queue.clone(),
+        Some(tasks) => Arc::new(queue::SplitTasks { tasks, ingest }),
+        None => ingest,
     };
     Ok(weir_function_runtime::Function {
         router: router(context).merge(queue::cloudevents_router(queue)),

@@ -273,3 +273,63 @@ async fn a_fifo_queue_is_committed_in_its_order() {
         expected
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lambda_with_a_dead_letter_queue_sends_the_poison_message_there_with_the_reason() {
+    let name = format!("weir-lambda-{}", uuid::Uuid::new_v4().simple());
+    let queues = boto(&["setup", &name]);
+    let queue = queues["queue"].as_str().unwrap().to_string();
+    let dead = queues["dead"].as_str().unwrap().to_string();
+    let mut node = start(&name, &queue, &dead).await;
+    // The same node's config, run as a Lambda fed the recorded SQS event instead.
+    node.child.take().unwrap().kill().await.unwrap();
+    let event = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sqs-ingest-event.json"
+    ))
+    .unwrap();
+    let mut runtime = weir_function_runtime::lambda_emulator::LambdaRuntimeEmulator::start(
+        "weir-ingest",
+        vec![event],
+    )
+    .await
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.address.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "weir-ingest")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/weir-ingest")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env(
+            "WEIR_CONFIG_PATH",
+            node.dir.path().join("service-config.yml"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let result = runtime
+        .next_result(Duration::from_secs(60))
+        .await
+        .expect("the function answered");
+    child.kill().await.unwrap();
+    assert_eq!(result.kind, "response", "{}", result.body);
+    let response: serde_json::Value = serde_json::from_str(&result.body).unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+    let dead_letters = boto(&["drain", &dead]);
+    let dead_letters = dead_letters.as_array().unwrap();
+    assert_eq!(dead_letters.len(), 1, "{dead_letters:?}");
+    assert!(dead_letters[0]["body"].as_str().unwrap().contains("lots"));
+    let reason = dead_letters[0]["attributes"]["weir-error"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("population"), "{reason}");
+    assert_eq!(dead_letters[0]["attributes"]["odf-dataset"], "alice/cities");
+    assert_eq!(
+        node.rows(&node.dataset, "SELECT city FROM t ORDER BY city")
+            .await,
+        vec!["Braga", "Lisbon"]
+    );
+}

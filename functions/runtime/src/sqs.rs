@@ -228,6 +228,32 @@ async fn settle(
     Ok(())
 }
 
+/// A handler's rejects sent to an SQS dead-letter queue with the reason, and then done with:
+/// how a Lambda fed by an SQS event source dead-letters what it can never handle (the partial
+/// batch response alone cannot carry a reason). A reject that cannot be sent comes back.
+pub struct DeadLetterQueue {
+    pub inner: Arc<dyn MessageHandler>,
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+#[async_trait::async_trait]
+impl MessageHandler for DeadLetterQueue {
+    async fn handle(&self, messages: &[QueueMessage]) -> Vec<Disposition> {
+        let mut dispositions = self.inner.handle(messages).await;
+        for (message, disposition) in messages.iter().zip(dispositions.iter_mut()) {
+            if let Disposition::Reject(reason) = disposition {
+                *disposition =
+                    match dead_letter(&self.client, &self.queue_url, message, reason).await {
+                        Ok(()) => Disposition::Done,
+                        Err(error) => Disposition::Retry(format!("dead-lettering failed: {error}")),
+                    };
+            }
+        }
+        dispositions
+    }
+}
+
 async fn dead_letter(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,

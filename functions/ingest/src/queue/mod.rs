@@ -139,7 +139,7 @@ pub fn cloudevents_router(queue: Arc<QueueIngest>) -> axum::Router {
 /// (they carry a `kind` attribute) go to the task worker, everything else is ingested.
 pub struct SplitTasks {
     pub tasks: Arc<dyn MessageHandler>,
-    pub ingest: Arc<QueueIngest>,
+    pub ingest: Arc<dyn MessageHandler>,
 }
 
 #[async_trait::async_trait]
@@ -157,7 +157,7 @@ impl MessageHandler for SplitTasks {
         let mut dispositions = vec![Disposition::Retry("not handled".into()); messages.len()];
         for (indices, handler) in [
             (&tasks, self.tasks.as_ref()),
-            (&ingest, self.ingest.as_ref() as &dyn MessageHandler),
+            (&ingest, self.ingest.as_ref()),
         ] {
             if indices.is_empty() {
                 continue;
