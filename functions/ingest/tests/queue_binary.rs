@@ -371,6 +371,28 @@ async fn cloudevents_from_a_thousand_concurrent_producers_are_committed_once_eac
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
+    // An event announced larger than 16 MiB is refused before its body is read.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(
+            format!(
+                "POST /events HTTP/1.1\r\nHost: x\r\nce-specversion: 1.0\r\nce-id: big\r\n\
+                 ce-source: /s\r\nce-type: t\r\nce-odfdataset: alice/cities\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n",
+                17 << 20
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"error\""), "{answer}");
     child.kill().await.unwrap();
     assert_eq!(prepared.counts().await, Some((1000, 1000)));
 }

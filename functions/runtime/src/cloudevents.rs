@@ -101,16 +101,41 @@ pub fn router(
     access: Arc<dyn AccessPolicy>,
     unauthenticated: Unauthenticated,
 ) -> Router {
-    Router::new()
+    let router = Router::new()
         .route(path, post(receive))
         .with_state(Receiver {
             combiner,
             access,
             unauthenticated,
-        })
+        });
+    crate::with_json_errors(router)
 }
 
-async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+/// Largest event taken (it is held in memory until its batch is committed); larger ones answer
+/// 413. Bigger data goes through an S3 object and its notification.
+pub const MAX_EVENT_BYTES: usize = 16 << 20;
+
+async fn receive(
+    State(receiver): State<Receiver>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let too_large = || {
+        crate::ApiError::new(
+            crate::ErrorKind::PayloadTooLarge,
+            format!("an event is at most {MAX_EVENT_BYTES} bytes"),
+        )
+        .into_response()
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok());
+    if announced.is_some_and(|length| length > MAX_EVENT_BYTES) {
+        return too_large();
+    }
+    let Ok(body) = axum::body::to_bytes(body, MAX_EVENT_BYTES).await else {
+        return too_large();
+    };
     let mut message = match parse(&headers, body) {
         Ok(message) => message,
         Err(reason) => return answer(Disposition::Reject(reason)),
