@@ -51,17 +51,7 @@ async fn binary_serves_an_api_gateway_event_under_the_lambda_runtime_api() {
         .unwrap();
     let address = runtime.address;
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
-        .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "weir-ingest")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/weir-ingest")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("WEIR_CONFIG_PATH", config_file(dir.path(), &storage))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    let mut child = lambda_binary(address, &config_file(dir.path(), &storage))
         .spawn()
         .unwrap();
 

@@ -159,17 +159,7 @@ async fn a_lambda_answers_an_sqs_event_with_the_poison_message_as_its_only_failu
     let mut runtime = LambdaRuntimeEmulator::start("weir-ingest", vec![event, redelivered])
         .await
         .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "weir-ingest")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/weir-ingest")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env("WEIR_CONFIG_PATH", prepared.config(""))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    let mut child = lambda_binary(runtime.address, &prepared.config(""))
         .spawn()
         .unwrap();
     for round in 1..=2 {

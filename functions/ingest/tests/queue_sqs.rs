@@ -294,20 +294,7 @@ async fn a_lambda_with_a_dead_letter_queue_sends_the_poison_message_there_with_t
     )
     .await
     .unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"))
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", "weir-ingest")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/weir-ingest")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
-        .env(
-            "WEIR_CONFIG_PATH",
-            node.dir.path().join("service-config.yml"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
+    let mut child = lambda_binary(runtime.address, &node.dir.path().join("service-config.yml"))
         .spawn()
         .unwrap();
     let result = runtime

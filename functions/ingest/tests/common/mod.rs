@@ -151,3 +151,21 @@ pub const NDJSON_READ: &str = "        kind: NdJson
               type: Int64";
 
 pub const APPEND: &str = "        kind: Append";
+
+/// The real `weir-ingest` binary as a Lambda: the Runtime API at `api` (the emulator), its
+/// config at `config`.
+pub fn lambda_binary(api: SocketAddr, config: &std::path::Path) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_weir-ingest"));
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "weir-ingest")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/weir-ingest")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("WEIR_CONFIG_PATH", config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true);
+    command
+}
