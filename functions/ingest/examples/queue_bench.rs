@@ -79,7 +79,11 @@ async fn target(
         .await
         .unwrap();
     let context = Arc::new(IngestContext::standalone(store, ingest));
-    let handler = Arc::new(QueueIngest::with_caller(context, config, Caller::anonymous()));
+    let handler = Arc::new(QueueIngest::with_caller(
+        context,
+        config,
+        Caller::anonymous(),
+    ));
     (dataset, handler)
 }
 
@@ -342,7 +346,9 @@ mod sqs {
     pub async fn bench() {
         let mut args = std::env::args().skip(2);
         let messages: u64 = args.next().map(|n| n.parse().unwrap()).unwrap_or(2000);
-        let endpoint = args.next().unwrap_or_else(|| "http://127.0.0.1:5555".to_string());
+        let endpoint = args
+            .next()
+            .unwrap_or_else(|| "http://127.0.0.1:5555".to_string());
         let objects: u64 = args.next().map(|n| n.parse().unwrap()).unwrap_or(100);
         let name = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let setup = std::process::Command::new("python3")
@@ -351,7 +357,11 @@ mod sqs {
             .env("WEIR_TEST_S3_ENDPOINT", &endpoint)
             .output()
             .unwrap();
-        assert!(setup.status.success(), "{}", String::from_utf8_lossy(&setup.stderr));
+        assert!(
+            setup.status.success(),
+            "{}",
+            String::from_utf8_lossy(&setup.stderr)
+        );
         let queues: serde_json::Value = serde_json::from_slice(&setup.stdout).unwrap();
         let queue_url = queues["queue"].as_str().unwrap().to_string();
         let config = sqs_config(&endpoint, &queue_url);
@@ -401,9 +411,7 @@ mod sqs {
             .unwrap();
         let started = Instant::now();
         for object in 0..objects {
-            let body: String = (0..100)
-                .map(|i| record(object * 100 + i) + "\n")
-                .collect();
+            let body: String = (0..100).map(|i| record(object * 100 + i) + "\n").collect();
             store
                 .put(
                     &object_store::path::Path::from(format!("cities/{object:05}.ndjson")),
