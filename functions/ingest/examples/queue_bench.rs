@@ -135,8 +135,9 @@ async fn publish(
                 .unwrap()
                 .into_future(),
         );
-        if pending.len() >= 20_000 {
-            while pending.len() > 10_000 {
+        // The client holds at most a few thousand unacknowledged publishes.
+        if pending.len() >= 2_000 {
+            while pending.len() > 1_000 {
                 pending.next().await.unwrap().unwrap();
             }
         }
@@ -230,6 +231,10 @@ async fn main() {
             subjects: vec!["BENCH_WEIR.>".to_string()],
             durable: "weir".to_string(),
             dead_letter_prefix: "BENCH_WEIR_DEAD".to_string(),
+            batch_messages: std::env::var("WEIR_BENCH_BATCH")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(10_000),
             ..Default::default()
         },
         handler,

@@ -275,6 +275,7 @@ async fn a_consumer_killed_between_commit_and_ack_neither_loses_nor_repeats_a_me
         "every message acked"
     );
     let _ = jetstream.delete_stream(&name).await;
+    let _ = jetstream.delete_stream(format!("{name}_DEAD")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

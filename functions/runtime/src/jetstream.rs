@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_nats::jetstream::{self, AckKind, consumer::pull, stream};
+use async_nats::jetstream::{self, consumer::pull, stream};
 use futures::StreamExt;
 use serde::Deserialize;
 
@@ -160,33 +160,30 @@ async fn handle_batch(
     handler: &dyn MessageHandler,
     batch: Vec<jetstream::Message>,
 ) {
-    let mut pending: Vec<(jetstream::Message, QueueMessage)> = batch
-        .into_iter()
-        .map(|message| {
-            let queued = queue_message(&message);
-            (message, queued)
-        })
-        .collect();
+    let mut queued: Vec<QueueMessage> = batch.iter().map(queue_message).collect();
+    let mut pending = batch;
     let keep_alive = keep_alive(
-        pending.iter().map(|(message, _)| message.clone()).collect(),
+        context.client(),
+        pending
+            .iter()
+            .filter_map(|message| message.reply.clone())
+            .collect(),
         Duration::from_secs(config.ack_wait_seconds),
     );
     let mut backoff = Duration::from_millis(100);
     while !pending.is_empty() {
-        let queued: Vec<QueueMessage> = pending.iter().map(|(_, queued)| queued.clone()).collect();
         let dispositions = handler.handle(&queued).await;
         abort_before_ack_if_asked(&dispositions);
         let mut retry = Vec::new();
-        for (index, (message, queued)) in pending.into_iter().enumerate() {
-            let disposition = dispositions
-                .get(index)
-                .cloned()
-                .unwrap_or_else(|| Disposition::Retry("the handler gave no answer".into()));
+        let mut retry_queued = Vec::new();
+        let mut done = Vec::new();
+        let answers = dispositions.into_iter().chain(std::iter::repeat_with(|| {
+            Disposition::Retry("the handler gave no answer".into())
+        }));
+        for ((message, queued), disposition) in pending.into_iter().zip(queued).zip(answers) {
             let reason = match disposition {
                 Disposition::Done => {
-                    if let Err(error) = message.ack().await {
-                        tracing::warn!(%error, "ack failed; the message comes again and is found committed");
-                    }
+                    done.push(message);
                     continue;
                 }
                 Disposition::Reject(reason) => reason,
@@ -200,7 +197,8 @@ async fn handle_batch(
                 }
                 Disposition::Retry(reason) => {
                     tracing::warn!(subject = ?queued.subject, %reason, "retrying a message");
-                    retry.push((message, queued));
+                    retry.push(message);
+                    retry_queued.push(queued);
                     continue;
                 }
             };
@@ -210,11 +208,21 @@ async fn handle_batch(
                 }
                 Err(error) => {
                     tracing::warn!(%error, "dead-lettering failed; retrying the message");
-                    retry.push((message, queued));
+                    retry.push(message);
+                    retry_queued.push(queued);
                 }
             }
         }
+        // The acks go out while the next batch is read: its messages are committed already.
+        tokio::spawn(async move {
+            for message in done {
+                if let Err(error) = message.ack().await {
+                    tracing::warn!(%error, "ack failed; the message comes again and is found committed");
+                }
+            }
+        });
         pending = retry;
+        queued = retry_queued;
         if !pending.is_empty() {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_millis(config.max_backoff_millis));
@@ -233,17 +241,21 @@ fn abort_before_ack_if_asked(dispositions: &[Disposition]) {
     }
 }
 
-/// Sends `+WPI` for every message of a batch a few times per ack wait until aborted.
+/// Sends `+WPI` (work in progress) for every message of a batch a few times per ack wait,
+/// until aborted.
 fn keep_alive(
-    messages: Vec<jetstream::Message>,
+    client: async_nats::Client,
+    replies: Vec<async_nats::Subject>,
     ack_wait: Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let period = (ack_wait / 3).max(Duration::from_millis(500));
         loop {
             tokio::time::sleep(period).await;
-            for message in &messages {
-                let _ = message.ack_with(AckKind::Progress).await;
+            for reply in &replies {
+                let _ = client
+                    .publish(reply.clone(), bytes::Bytes::from_static(b"+WPI"))
+                    .await;
             }
         }
     })

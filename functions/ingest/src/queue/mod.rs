@@ -205,17 +205,28 @@ impl MessageHandler for QueueIngest {
             }
             match message::parse(message, &self.config.subject_prefix) {
                 Ok(request) => {
-                    let caller = message
-                        .caller
-                        .clone()
-                        .unwrap_or_else(|| self.caller.clone());
-                    let who = caller.account_id.clone();
-                    callers.entry(who.clone()).or_insert(caller);
-                    let group = (message.origin.clone(), request.target.clone(), who);
-                    let at = *group_of.entry(group.clone()).or_insert_with(|| {
-                        groups.push((group, Vec::new()));
-                        groups.len() - 1
+                    let who = match &message.caller {
+                        Some(caller) => &caller.account_id,
+                        None => &self.caller.account_id,
+                    };
+                    // Most messages go where the one before went: no key to build then.
+                    let same_as_last = groups.last().is_some_and(|((origin, target, last), _)| {
+                        last == who && *target == request.target && *origin == message.origin
                     });
+                    let at = if same_as_last {
+                        groups.len() - 1
+                    } else {
+                        let caller = message
+                            .caller
+                            .clone()
+                            .unwrap_or_else(|| self.caller.clone());
+                        callers.entry(who.clone()).or_insert(caller);
+                        let group = (message.origin.clone(), request.target.clone(), who.clone());
+                        *group_of.entry(group.clone()).or_insert_with(|| {
+                            groups.push((group, Vec::new()));
+                            groups.len() - 1
+                        })
+                    };
                     groups[at].1.push(Member {
                         index,
                         request,
