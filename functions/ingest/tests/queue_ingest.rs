@@ -400,3 +400,123 @@ async fn records_without_an_event_time_take_the_message_s_or_the_ingestion_time(
         "{rows:?} {before}"
     );
 }
+
+/// A control plane that is down until told otherwise: every decision fails (503).
+struct Flaky {
+    down: std::sync::atomic::AtomicBool,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl AccessPolicy for Flaky {
+    async fn authenticate(&self, _authorization: Option<&str>) -> Result<Caller, ApiError> {
+        Ok(Caller::anonymous())
+    }
+
+    async fn decide(
+        &self,
+        _caller: &Caller,
+        _dataset_id: &str,
+        _action: DatasetAction,
+    ) -> Result<AccessDecision, ApiError> {
+        use std::sync::atomic::Ordering;
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(ApiError::new(
+                weir_function_runtime::ErrorKind::Retryable,
+                "the control plane is unavailable",
+            ));
+        }
+        Ok(AccessDecision::Allowed)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jetstream_consumer_retries_while_the_control_plane_is_down_and_keeps_order() {
+    use std::sync::atomic::Ordering;
+    let harness = Harness::start().await;
+    let dataset = harness
+        .create(&root_manifest("cities", NDJSON_READ, APPEND))
+        .await;
+    let flaky = Arc::new(Flaky {
+        down: true.into(),
+        asked: 0.into(),
+    });
+    let context = Arc::new(weir_ingest::IngestContext {
+        store: harness.store.clone(),
+        config: weir_ingest::IngestConfig::default(),
+        access: flaky.clone(),
+        notifier: None,
+    });
+    let name = unique("R");
+    let prefix = format!("{name}.ingest");
+    let config = QueueIngestConfig {
+        subject_prefix: prefix.clone(),
+        ..QueueIngestConfig::default()
+    };
+    weir_function_runtime::jetstream::spawn(
+        weir_function_runtime::jetstream::JetStreamConsumerConfig {
+            url: NATS_URL.to_string(),
+            stream: name.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            batch_messages: 50,
+            dead_letter_prefix: format!("{name}.dead"),
+            max_backoff_millis: 400,
+            ..Default::default()
+        },
+        Arc::new(QueueIngest::with_caller(
+            context,
+            config,
+            Caller::anonymous(),
+        )),
+    );
+    let jetstream = async_nats::jetstream::new(async_nats::connect(NATS_URL).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while jetstream.get_stream(&name).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream was created"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for n in 1..=200u64 {
+        jetstream
+            .publish(format!("{prefix}.alice.cities"), record(n).into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // The consumer keeps trying while the control plane is down, and commits nothing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while flaky.asked.load(Ordering::SeqCst) < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the consumer retried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(add_data_blocks(&dataset).await, 0);
+    flaky.down.store(false, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while add_data_blocks(&dataset).await == 0 || count(&harness, &dataset).await != vec!["200,200"]
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "all committed once it is back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let expected: Vec<String> = (1..=200).map(|n| n.to_string()).collect();
+    assert_eq!(
+        harness
+            .rows(&dataset, "SELECT population FROM t ORDER BY offset")
+            .await,
+        expected
+    );
+    // Nothing was dead-lettered: a transient failure is never a reason to give up.
+    let mut dead = jetstream.get_stream(format!("{name}_DEAD")).await.unwrap();
+    assert_eq!(dead.info().await.unwrap().state.messages, 0);
+    let _ = jetstream.delete_stream(&name).await;
+    let _ = jetstream.delete_stream(format!("{name}_DEAD")).await;
+}
