@@ -312,7 +312,9 @@ impl IngestContext {
             }
             None => (schema, batches),
         };
+        // Strategies that take each record on its own never look at the history.
         let previous = match (&chain.head, chain.state.last_offset()) {
+            _ if merges_per_batch(strategy) => None,
             (Some(head), Some(_)) => {
                 let session = SessionContext::new();
                 let table = weir_dataset::table::dataset_table(
