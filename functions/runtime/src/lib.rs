@@ -9,6 +9,10 @@
 //! answers in-process; deployed alone, `ControlPlaneLink` verifies tokens offline and asks the
 //! control plane over HTTP, caching its answers.
 //!
+//! Queue transports that feed a message handler live here too: `jetstream` (a durable pull
+//! consumer), `sqs` (long polling, behind the `sqs` feature so that only the functions that
+//! consume SQS compile the AWS SDK) and `cloudevents` (HTTP).
+//!
 //! It must not depend on dataset storage or any particular function: functions depend on it.
 
 pub mod access;
