@@ -520,3 +520,76 @@ async fn the_jetstream_consumer_retries_while_the_control_plane_is_down_and_keep
     let _ = jetstream.delete_stream(&name).await;
     let _ = jetstream.delete_stream(format!("{name}_DEAD")).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_reaches_max_deliver_is_dead_lettered_with_why_not_dropped() {
+    let harness = Harness::start().await;
+    let dataset = harness
+        .create(&root_manifest("cities", NDJSON_READ, APPEND))
+        .await;
+    let context = Arc::new(weir_ingest::IngestContext {
+        store: harness.store.clone(),
+        config: weir_ingest::IngestConfig::default(),
+        access: Arc::new(Flaky {
+            down: true.into(),
+            asked: 0.into(),
+        }),
+        notifier: None,
+    });
+    let name = unique("M");
+    let prefix = format!("{name}.ingest");
+    let config = QueueIngestConfig {
+        subject_prefix: prefix.clone(),
+        ..QueueIngestConfig::default()
+    };
+    // One delivery allowed: a message that fails once has reached it.
+    weir_function_runtime::jetstream::spawn(
+        weir_function_runtime::jetstream::JetStreamConsumerConfig {
+            url: NATS_URL.to_string(),
+            stream: name.clone(),
+            subjects: vec![format!("{prefix}.>")],
+            max_deliver: 1,
+            dead_letter_prefix: format!("{name}.dead"),
+            ..Default::default()
+        },
+        Arc::new(QueueIngest::with_caller(
+            context,
+            config,
+            Caller::anonymous(),
+        )),
+    );
+    let jetstream = async_nats::jetstream::new(async_nats::connect(NATS_URL).await.unwrap());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while jetstream.get_stream(&name).await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stream was created"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    jetstream
+        .publish(format!("{prefix}.alice.cities"), record(1).into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        if let Ok(mut stream) = jetstream.get_stream(format!("{name}_DEAD")).await
+            && stream.info().await.unwrap().state.messages == 1
+        {
+            break stream.get_raw_message(1).await.unwrap();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message was dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let reason = dead.headers.get("Weir-Error").unwrap().to_string();
+    assert!(reason.starts_with("gave up after 1 deliveries"), "{reason}");
+    assert!(reason.contains("unavailable"), "{reason}");
+    assert_eq!(add_data_blocks(&dataset).await, 0);
+    let _ = jetstream.delete_stream(&name).await;
+    let _ = jetstream.delete_stream(format!("{name}_DEAD")).await;
+}
