@@ -91,16 +91,12 @@ pub fn spawn(config: SqsConsumerConfig, handler: Arc<dyn MessageHandler>) {
         let client = client(&config).await;
         loop {
             if let Err(error) = consume(&client, &config, handler.as_ref()).await {
-                tracing::warn!(error = %aws_error(&error), queue = %config.queue_url,
+                tracing::warn!(%error, queue = %config.queue_url,
                     "sqs consumer failed; starting again");
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
-}
-
-fn aws_error(error: &BoxError) -> String {
-    error.to_string()
 }
 
 async fn consume(

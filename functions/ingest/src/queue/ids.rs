@@ -45,6 +45,11 @@ pub fn key_of(message: &QueueMessage) -> MessageKey {
         })
         .map(|(_, value)| value.as_str())
         .unwrap_or(&message.message_id);
+    digest_key(id)
+}
+
+/// The key of a message known by a string id (SQS, CloudEvents, S3 objects).
+pub fn digest_key(id: &str) -> MessageKey {
     let digest = Multihash::sha3_256(id.as_bytes());
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest.digest()[..8]);

@@ -81,17 +81,12 @@ pub fn parse(message: &QueueMessage, subject_prefix: &str) -> Result<IngestMessa
         None => MediaFormat::NdJson,
     };
     // A CloudEvent's `time` (when the occurrence happened) is its records' default event time.
-    let cloud_event_time: &[&str] = if message.origin == "cloudevents" {
-        &["time"]
-    } else {
-        &[]
-    };
-    let names = [
-        &[EVENT_TIME_ATTRIBUTE, "odfeventtime"][..],
-        cloud_event_time,
-    ]
-    .concat();
-    let event_time = match attribute(message, &names) {
+    let named_time = attribute(message, &[EVENT_TIME_ATTRIBUTE, "odfeventtime"]).or_else(|| {
+        (message.origin == "cloudevents")
+            .then(|| attribute(message, &["time"]))
+            .flatten()
+    });
+    let event_time = match named_time {
         None => None,
         Some(value) => Some(
             DateTime::parse_from_rfc3339(value)

@@ -349,7 +349,7 @@ impl QueueIngest {
                 .iter()
                 .take_while(|part| part.schema == schema_of_block)
                 .count();
-            let mut included = Vec::new();
+            let mut included = std::collections::HashSet::new();
             let mut batches = Vec::new();
             for part in parts.into_iter().take(taken) {
                 included.extend(part.members);
@@ -387,8 +387,9 @@ impl QueueIngest {
                     return out;
                 }
                 Err(error) if included.len() == 1 => {
-                    out.push((included[0], disposition_for(&error)));
-                    pending.retain(|member| member.index != included[0]);
+                    let index = *included.iter().next().expect("one message");
+                    out.push((index, disposition_for(&error)));
+                    pending.retain(|member| member.index != index);
                 }
                 Err(_) => alone = true,
             }

@@ -189,11 +189,7 @@ impl QueueIngest {
             .map_err(rejected)?
             .clone();
         let origin = format!("s3/{}", object.bucket);
-        let identity = format!("{location}@{}", object.version);
-        let key = ids::key_of(&QueueMessage {
-            message_id: identity,
-            ..QueueMessage::default()
-        });
+        let key = ids::digest_key(&format!("{location}@{}", object.version));
         let since = Utc::now() - chrono::Duration::seconds(self.config.dedup_window_seconds as i64);
         if !ids::already_committed(&chain, &origin, &[key], since).is_empty() {
             return Ok(());
