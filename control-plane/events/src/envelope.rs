@@ -43,6 +43,17 @@ pub enum WeirEvent {
         account_id: String,
         token_id: String,
     },
+    /// A device token stopped being valid (revoked, or its endpoint deleted): device bridges drop
+    /// it from their caches at once.
+    DeviceTokenRevoked {
+        endpoint_id: String,
+        token_id: String,
+    },
+    /// An application or one of its versions changed or went away: bridges forget what they
+    /// cached for it.
+    DeviceBindingChanged {
+        application_id: String,
+    },
 }
 
 impl WeirEvent {
@@ -58,6 +69,12 @@ impl WeirEvent {
             }
             Self::RoleChanged { dataset_id, .. } => ("dataset", "role-changed", dataset_id),
             Self::TokenRevoked { account_id, .. } => ("account", "token-revoked", account_id),
+            Self::DeviceTokenRevoked { endpoint_id, .. } => {
+                ("device", "token-revoked", endpoint_id)
+            }
+            Self::DeviceBindingChanged { application_id } => {
+                ("device", "binding-changed", application_id)
+            }
         }
     }
 

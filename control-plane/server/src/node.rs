@@ -34,6 +34,7 @@ pub struct ControlPlane {
     pub admin: Account,
     pub outbox_wake: Arc<tokio::sync::Notify>,
     pub flows: Arc<weir_flows::FlowService>,
+    pub devices: Arc<dyn weir_device_registry::DeviceRegistry>,
 }
 
 impl ControlPlane {
@@ -98,8 +99,12 @@ impl ControlPlane {
         let mut flows = crate::flows::open_store(&sql, &config).await?;
         flows.default_gc =
             weir_flows::FlowConfig::default_gc(Duration::from_secs(config.sweep_interval_seconds));
+        let devices = weir_device_registry::SqlDeviceRegistry::open(&sql)
+            .await
+            .map_err(|error| format!("device registry: {error}"))?;
         let control_plane = Arc::new(Self {
             flows: Arc::new(flows),
+            devices: Arc::new(devices),
             leadership: Leadership::new(instance_id),
             config,
             sql,
@@ -187,7 +192,9 @@ impl ControlPlane {
             | WeirEvent::DatasetRenamed { dataset_id, .. } => {
                 self.access.invalidate_dataset(dataset_id)
             }
-            WeirEvent::DatasetCreated { .. } => {}
+            WeirEvent::DatasetCreated { .. }
+            | WeirEvent::DeviceTokenRevoked { .. }
+            | WeirEvent::DeviceBindingChanged { .. } => {}
         }
         Ok(())
     }
@@ -229,6 +236,16 @@ impl ControlPlane {
             datasets: self.datasets.clone(),
             access: self.access.clone(),
             metastore: self.metastore.clone(),
+        }
+    }
+
+    /// The device registry behind the caller checks REST and GraphQL share.
+    pub fn devices_api(&self) -> crate::services::devices::DevicesApi {
+        crate::services::devices::DevicesApi {
+            registry: self.devices.clone(),
+            datasets: self.datasets.clone(),
+            metastore: self.metastore.clone(),
+            outbox_wake: self.outbox_wake.clone(),
         }
     }
 

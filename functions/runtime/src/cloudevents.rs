@@ -263,6 +263,7 @@ pub fn parse(headers: &HeaderMap, body: Bytes) -> Result<QueueMessage, String> {
         delivery_count: 1,
         sent_at,
         caller: None,
+        fresh: false,
     })
 }
 

@@ -314,5 +314,45 @@ pub fn queue_message(message: &jetstream::Message) -> QueueMessage {
             Some(SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos.max(0) as u64))
         }),
         caller: None,
+        fresh: false,
     }
+}
+
+/// What `watch_subject` calls: `Some(payload)` for each message, `None` whenever messages may
+/// have been missed (at the start, and after the connection came back).
+pub type SubjectWatcher = Arc<dyn Fn(Option<&[u8]>) + Send + Sync>;
+
+/// Follows `subject` on plain NATS (at most once) for as long as the process runs, reconnecting
+/// by itself; for caches that must hear of changes at once and start over after a gap.
+pub fn watch_subject(url: String, subject: String, watcher: SubjectWatcher) {
+    tokio::spawn(async move {
+        loop {
+            let on_reconnect = watcher.clone();
+            let connected = async_nats::ConnectOptions::new()
+                .event_callback(move |event| {
+                    let watcher = on_reconnect.clone();
+                    async move {
+                        if matches!(event, async_nats::Event::Connected) {
+                            watcher(None);
+                        }
+                    }
+                })
+                .connect(&url)
+                .await;
+            match connected {
+                Ok(client) => match client.subscribe(subject.clone()).await {
+                    Ok(mut messages) => {
+                        watcher(None);
+                        while let Some(message) = messages.next().await {
+                            watcher(Some(&message.payload));
+                        }
+                        watcher(None);
+                    }
+                    Err(error) => tracing::warn!(%error, %subject, "cannot subscribe"),
+                },
+                Err(error) => tracing::warn!(%error, %url, "cannot reach nats"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
 }

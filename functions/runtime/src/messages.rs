@@ -42,6 +42,9 @@ pub struct QueueMessage {
     /// Who sent it, when the transport authenticates its producers (CloudEvents with a bearer
     /// token); `None` when the consumer's own identity applies.
     pub caller: Option<crate::Caller>,
+    /// The transport vouches that no earlier delivery of this message was handled (an MQTT
+    /// publish without its DUP flag): its id is recorded with its commit but not looked up.
+    pub fresh: bool,
 }
 
 /// What became of a message.
@@ -123,6 +126,7 @@ pub fn sqs_messages(event: &SqsEvent) -> Vec<QueueMessage> {
                 sent_at: number("SentTimestamp")
                     .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
                 caller: None,
+                fresh: false,
             }
         })
         .collect()

@@ -52,10 +52,10 @@ impl FunctionMetrics {
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
-        if encoder
-            .encode(&self.registry.gather(), &mut buffer)
-            .is_err()
-        {
+        // The function's own metrics, and those its libraries keep in the default registry.
+        let mut families = self.registry.gather();
+        families.extend(prometheus::gather());
+        if encoder.encode(&families, &mut buffer).is_err() {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()

@@ -316,5 +316,6 @@ fn queue_message(queue: &str, message: &aws_sdk_sqs::types::Message) -> QueueMes
             .and_then(|millis| millis.parse::<u64>().ok())
             .map(|millis| SystemTime::UNIX_EPOCH + Duration::from_millis(millis)),
         caller: None,
+        fresh: false,
     }
 }

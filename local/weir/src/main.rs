@@ -4,6 +4,7 @@
 //!
 //! Wires libraries together; it must not grow business logic of its own.
 
+mod devices;
 mod transforms;
 mod up;
 

@@ -1,9 +1,9 @@
-//! `weir up`: the control plane, the ingest, query and transform functions and FlightSQL in one
-//! process.
+//! `weir up`: the control plane, the ingest, query, transform and device functions and FlightSQL
+//! in one process.
 //!
 //! Embedded defaults (no flags): SQLite at `DIR/metadata.db`, datasets under `DIR/datasets`,
 //! the in-process event bus, a signing key kept in `DIR/signing.key`. `--config FILE` reads
-//! `control_plane:`, `ingest:`, `query:` and `transform:` sections instead (PostgreSQL, S3,
+//! `control_plane:`, `ingest:`, `query:`, `transform:` and `devices:` sections instead (PostgreSQL, S3,
 //! NATS), and `polling:`, where polling sources may fetch from (default: private networks
 //! allowed, local files below `DIR/inbox`).
 
@@ -38,6 +38,20 @@ pub struct UpConfig {
     /// Whether this process polls sources (executes `ingest` tasks); off when ingest functions
     /// deployed apart take them from the queue.
     pub ingest_tasks_in_process: bool,
+    /// The device function: by default its bridge connects to an MQTT broker on
+    /// 127.0.0.1:1883 (`mqtt: null` turns it off; the HTTP path stays).
+    pub devices: weir_devices::DevicesConfig,
+}
+
+/// The device function's defaults under `weir up`: a bridge to the local broker.
+fn local_devices_config() -> weir_devices::DevicesConfig {
+    weir_devices::DevicesConfig {
+        mqtt: Some(weir_devices::mqtt::MqttConfig {
+            client_id: "weir-up-devices".to_string(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 impl Default for UpConfig {
@@ -49,6 +63,7 @@ impl Default for UpConfig {
             transform: TransformUpConfig::default(),
             polling: None,
             ingest_tasks_in_process: true,
+            devices: local_devices_config(),
         }
     }
 }
@@ -246,6 +261,8 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         queue_config.token = Some(token.clone());
     }
     let queue = Arc::new(weir_ingest::queue::QueueIngest::new(ingest.clone(), queue_config).await?);
+    let devices =
+        crate::devices::start(&control_plane, ingest.clone(), &token, &config.devices).await?;
     if let Some(jetstream) = &queue.config().jetstream {
         weir_function_runtime::jetstream::spawn(jetstream.clone(), queue.clone());
     }
@@ -256,6 +273,7 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         weir_control_plane::rest::router(control_plane.clone())
             .merge(weir_ingest::router(ingest))
             .merge(weir_ingest::queue::cloudevents_router(queue))
+            .merge(devices)
             .merge(weir_query::router(query))
             .merge(weir_transform::router(transform)),
     );

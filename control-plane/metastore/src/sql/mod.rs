@@ -100,7 +100,9 @@ where
         .map_err(|error| MetastoreError::Internal(format!("column `{column}`: {error}")))
 }
 
-async fn insert_outbox(
+/// Enqueues `messages` in `transaction` (other stores on this database use it too, so their
+/// changes and the events they imply commit together).
+pub async fn insert_outbox(
     transaction: &mut sqlx::Transaction<'_, sqlx::Any>,
     messages: &[crate::model::OutboxMessage],
     now: i64,
@@ -119,7 +121,7 @@ async fn insert_outbox(
     Ok(())
 }
 
-pub(crate) fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod datasets;
+mod devices;
 mod flows;
 mod platform;
 
@@ -41,7 +42,13 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         flows::delete_flow, flows::flow_action, flows::dataset_runs, flows::system_runs,
         flows::get_system_flow, flows::put_system_flow, flows::system_action, flows::get_run,
         flows::cancel_run, flows::lease_task, flows::heartbeat_task, flows::finish_task,
-        flows::apply_manifest,
+        flows::apply_manifest, devices::list_applications, devices::create_application,
+        devices::get_application, devices::delete_application, devices::list_versions,
+        devices::create_version, devices::delete_version, devices::create_endpoint,
+        devices::list_endpoints, devices::get_endpoint, devices::put_attributes,
+        devices::delete_endpoint, devices::list_tokens, devices::issue_token,
+        devices::revoke_token, devices::resolve, devices::report_usage, devices::usage,
+        devices::get_quota, devices::put_quota, devices::delete_quota,
     ),
     components(schemas(
         crate::services::accounts::CreateAccountRequest, crate::services::accounts::LoginResponse,
@@ -52,6 +59,7 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
     )),
     tags((name = "datasets"), (name = "accounts"), (name = "admin"),
         (name = "flows", description = "Flows and their runs (docs/protocols/flows.md)"),
+        (name = "devices", description = "Device registry and metering (docs/protocols/devices.md)"),
         (name = "tasks", description = "What executors of flow tasks call"),
         (name = "platform", description = "What functions deployed apart from the control plane ask it"))
 )]
@@ -66,6 +74,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .merge(accounts::routes())
         .merge(datasets::routes())
         .merge(flows::routes())
+        .merge(devices::routes())
         .merge(platform::routes())
         .merge(crate::graphql::routes(control_plane.clone()))
         .with_state(control_plane);

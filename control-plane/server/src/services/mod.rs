@@ -3,6 +3,7 @@
 pub mod access;
 pub mod accounts;
 pub mod datasets;
+pub mod devices;
 pub mod flows;
 
 pub use access::AccessService;

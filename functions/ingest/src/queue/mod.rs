@@ -402,7 +402,8 @@ impl QueueIngest {
     }
 
     /// Which of `members` the chain holds already. A first delivery from JetStream needs no
-    /// look (the stream removed the publisher's duplicates); SQS and CloudEvents ids always do.
+    /// look (the stream removed the publisher's duplicates), nor a message the transport calls
+    /// fresh; SQS and CloudEvents ids always do.
     fn committed_already(
         &self,
         chain: &weir_dataset::ChainSnapshot,
@@ -415,7 +416,7 @@ impl QueueIngest {
         let window = Utc::now() - ChronoDuration::seconds(self.config.dedup_window_seconds as i64);
         for member in members {
             let message = &messages[member.index];
-            if message.sequence.is_some() && message.delivery_count <= 1 {
+            if message.fresh || message.sequence.is_some() && message.delivery_count <= 1 {
                 continue;
             }
             wanted.push(member.key);
