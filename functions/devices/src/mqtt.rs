@@ -27,6 +27,9 @@ pub struct MqttConfig {
     pub client_id: String,
     /// The shared subscription group of the replicas; none subscribes plainly (one replica).
     pub share_group: Option<String>,
+    /// Put before `kp1/…` in every topic (like a Mosquitto listener's `mount_point`): several
+    /// nodes, or tests, share one broker without answering each other's devices.
+    pub topic_prefix: String,
     pub username: Option<String>,
     pub password: Option<String>,
     pub keep_alive_seconds: u64,
@@ -48,6 +51,7 @@ impl Default for MqttConfig {
             port: 1883,
             client_id: "weir-devices".to_string(),
             share_group: Some("weir-devices".to_string()),
+            topic_prefix: String::new(),
             username: None,
             password: None,
             keep_alive_seconds: 30,
@@ -81,8 +85,8 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
         let filters: Vec<String> = TOPIC_FILTERS
             .iter()
             .map(|filter| match &config.share_group {
-                Some(group) => format!("$share/{group}/{filter}"),
-                None => filter.to_string(),
+                Some(group) => format!("$share/{group}/{}{filter}", config.topic_prefix),
+                None => format!("{}{filter}", config.topic_prefix),
             })
             .collect();
         loop {
@@ -128,15 +132,19 @@ async fn work(
                 _ => break,
             }
         }
-        settle(&client, &ingest, batch).await;
+        settle(&client, &ingest, &config.topic_prefix, batch).await;
     }
 }
 
-async fn settle(client: &AsyncClient, ingest: &DeviceIngest, batch: Vec<Publish>) {
+async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch: Vec<Publish>) {
     let mut pending: Vec<(Publish, DeviceRequest)> = Vec::with_capacity(batch.len());
     for publish in batch {
         let topic = String::from_utf8_lossy(&publish.topic).to_string();
-        match parse_topic(&topic) {
+        let parsed = match topic.strip_prefix(prefix) {
+            Some(rest) => parse_topic(rest),
+            None => Err(format!("`{topic}` does not start with `{prefix}`")),
+        };
+        match parsed {
             Ok(Some((version, token, request_id))) => {
                 let request = DeviceRequest {
                     version,

@@ -19,12 +19,13 @@ async fn devices_are_answered_and_their_samples_committed_once() {
     let config = node.dir.path().join("devices.yml");
     node.bridge_config(&config, &unique("bridge-"), &unique("group-"));
     let bridge = Bridge::start(&config, None);
-    let base = format!("kp1/{}/dcx/{}/json", p.version, p.token);
+    let path = format!("kp1/{}/dcx/{}/json", p.version, p.token);
+    let base = format!("{}{path}", node.topic_prefix);
     let devices = Devices::connect(&[
         format!("{base}/+/status"),
         format!("{base}/+/error"),
         format!("{base}/status"),
-        format!("kp1/+/dcx/+/json/+/error"),
+        format!("{}kp1/+/dcx/+/json/+/error", node.topic_prefix),
     ])
     .await;
     let count = |sql: &'static str| {
@@ -106,11 +107,14 @@ async fn devices_are_answered_and_their_samples_committed_once() {
         assert!(reason.contains(expected), "{id}: {reason}");
     }
     // Unknown version, unknown token.
-    let unknown_version = format!("kp1/nope-v9/dcx/{}/json/8", p.token);
+    let unknown_version = format!("{}kp1/nope-v9/dcx/{}/json/8", node.topic_prefix, p.token);
     devices.publish(&unknown_version, "[]").await;
     let (_, body) = devices.answer(&unknown_version, ANSWER).await.unwrap();
     assert_eq!(body["statusCode"], 404, "{body}");
-    let unknown_token = format!("kp1/{}/dcx/not-a-token-at-all/json/9", p.version);
+    let unknown_token = format!(
+        "{}kp1/{}/dcx/not-a-token-at-all/json/9",
+        node.topic_prefix, p.version
+    );
     devices.publish(&unknown_token, "[]").await;
     let (_, body) = devices.answer(&unknown_token, ANSWER).await.unwrap();
     assert_eq!(body["statusCode"], 401, "{body}");
@@ -119,7 +123,7 @@ async fn devices_are_answered_and_their_samples_committed_once() {
     // HTTP: the same data collection, answered as JSON.
     let http = reqwest::Client::new();
     let response = http
-        .post(format!("{}/{base}", bridge.url))
+        .post(format!("{}/{path}", bridge.url))
         .body(r#"[{"temperature": 1.5, "seq": 500}]"#)
         .send()
         .await
@@ -130,7 +134,7 @@ async fn devices_are_answered_and_their_samples_committed_once() {
         vec!["1"]
     );
     let response = http
-        .post(format!("{}/{base}", bridge.url))
+        .post(format!("{}/{path}", bridge.url))
         .body("not json")
         .send()
         .await
@@ -257,7 +261,8 @@ async fn devices_are_answered_and_their_samples_committed_once() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let base2 = format!("kp1/{}/dcx/{second_token}/json", p.version);
+    let path2 = format!("kp1/{}/dcx/{second_token}/json", p.version);
+    let base2 = format!("{}{path2}", node.topic_prefix);
     let quota_devices = Devices::connect(&[format!("{base2}/+/+")]).await;
     let mut limited = false;
     for id in 1..40 {
@@ -279,7 +284,7 @@ async fn devices_are_answered_and_their_samples_committed_once() {
     }
     assert!(limited, "the quota is enforced");
     let response = http
-        .post(format!("{}/{base2}", bridge.url))
+        .post(format!("{}/{path2}", bridge.url))
         .body(r#"[{"seq": 9001, "temperature": 1.0}]"#)
         .send()
         .await
@@ -292,7 +297,7 @@ async fn devices_are_answered_and_their_samples_committed_once() {
     let deadline = Instant::now() + ANSWER;
     loop {
         let response = http
-            .post(format!("{}/{base2}", bridge.url))
+            .post(format!("{}/{path2}", bridge.url))
             .body(r#"[{"seq": 9002, "temperature": 1.0}]"#)
             .send()
             .await

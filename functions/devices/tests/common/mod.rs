@@ -41,6 +41,8 @@ pub struct Node {
     pub url: String,
     pub admin_token: String,
     pub bus_prefix: String,
+    /// Before `kp1/` in this node's topics: tests share the broker.
+    pub topic_prefix: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
 }
@@ -78,6 +80,7 @@ impl Node {
             control_plane,
             url,
             admin_token,
+            topic_prefix: format!("{bus_prefix}/"),
             bus_prefix,
             dir,
             client: reqwest::Client::new(),
@@ -190,10 +193,13 @@ impl Node {
     /// The bridge's config file.
     pub fn bridge_config(&self, path: &Path, client_id: &str, group: &str) {
         let config = json!({
+            "mqtt": {
+                "client_id": client_id, "share_group": group, "port": BROKER_PORT,
+                "topic_prefix": self.topic_prefix, "session_expiry_seconds": 300,
+            },
             "storage": {"kind": "local_fs", "root_dir": self.dir.path().join("datasets")},
             "control_plane": {"url": self.url},
             "token": self.admin_token,
-            "mqtt": {"client_id": client_id, "share_group": group, "port": BROKER_PORT},
             "events": {"url": NATS_URL, "prefix": self.bus_prefix},
             "usage_flush_millis": 100,
         });
