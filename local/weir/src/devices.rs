@@ -57,6 +57,23 @@ impl Directory for InProcessDirectory {
     }
 }
 
+/// The bridge's MQTT client id for a data directory: the same node gets its session (and what
+/// the broker kept for it) back after a restart, and two nodes never take each other's.
+pub fn client_id(data_dir: &std::path::Path) -> String {
+    let path = data_dir
+        .canonicalize()
+        .unwrap_or_else(|_| data_dir.to_path_buf());
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = path
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("weir-up-{hash:016x}")
+}
+
 /// Starts the device function in-process; answers its HTTP routes.
 pub async fn start(
     control_plane: &Arc<ControlPlane>,

@@ -43,11 +43,13 @@ pub struct UpConfig {
     pub devices: weir_devices::DevicesConfig,
 }
 
-/// The device function's defaults under `weir up`: a bridge to the local broker.
+/// The device function's defaults under `weir up`: a bridge to the local broker, its session
+/// kept an hour while the node is down (its client id is set from the data directory).
 fn local_devices_config() -> weir_devices::DevicesConfig {
     weir_devices::DevicesConfig {
         mqtt: Some(weir_devices::mqtt::MqttConfig {
-            client_id: "weir-up-devices".to_string(),
+            client_id: String::new(),
+            session_expiry_seconds: 3600,
             ..Default::default()
         }),
         ..Default::default()
@@ -261,8 +263,14 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         queue_config.token = Some(token.clone());
     }
     let queue = Arc::new(weir_ingest::queue::QueueIngest::new(ingest.clone(), queue_config).await?);
+    let mut devices_config = config.devices.clone();
+    if let Some(mqtt) = &mut devices_config.mqtt
+        && mqtt.client_id.is_empty()
+    {
+        mqtt.client_id = crate::devices::client_id(&options.data_dir);
+    }
     let devices =
-        crate::devices::start(&control_plane, ingest.clone(), &token, &config.devices).await?;
+        crate::devices::start(&control_plane, ingest.clone(), &token, &devices_config).await?;
     if let Some(jetstream) = &queue.config().jetstream {
         weir_function_runtime::jetstream::spawn(jetstream.clone(), queue.clone());
     }

@@ -237,6 +237,50 @@ fn metastore_knows_neither_odf_nor_storage_nor_http() {
 }
 
 #[test]
+fn device_registry_knows_neither_odf_nor_storage_nor_http_nor_the_bus() {
+    // Events it implies go through the metastore's outbox; the control plane wires it to HTTP.
+    assert_free_of(
+        "weir-device-registry",
+        &[
+            "weir-odf",
+            "weir-dataset",
+            "weir-events",
+            "weir-function-runtime",
+            "datafusion",
+            "object_store",
+            "axum",
+            "hyper",
+            "reqwest",
+            "async-nats",
+            "async-graphql",
+        ],
+    );
+}
+
+#[test]
+fn only_the_device_function_speaks_mqtt() {
+    assert!(
+        direct_dependencies("weir-devices").contains("rumqttc"),
+        "the check sees MQTT where it is"
+    );
+    for name in [
+        "weir-odf",
+        "weir-dataset",
+        "weir-function-runtime",
+        "weir-ingest",
+        "weir-query",
+        "weir-transform",
+        "weir-metastore",
+        "weir-events",
+        "weir-flows",
+        "weir-device-registry",
+        "weir-control-plane",
+    ] {
+        assert_free_of(name, &["rumqttc"]);
+    }
+}
+
+#[test]
 fn event_bus_knows_neither_database_nor_storage_nor_http() {
     assert_free_of(
         "weir-events",
@@ -290,18 +334,29 @@ fn task_protocol_is_plain_data_and_a_loop() {
 fn control_plane_does_not_depend_on_functions() {
     assert_free_of(
         "weir-control-plane",
-        &["weir-ingest", "weir-query", "weir-transform"],
+        &[
+            "weir-ingest",
+            "weir-query",
+            "weir-transform",
+            "weir-devices",
+        ],
     );
 }
 
 #[test]
 fn functions_do_not_depend_on_the_control_plane_or_its_database() {
-    for function in ["weir-ingest", "weir-query", "weir-transform"] {
+    for function in [
+        "weir-ingest",
+        "weir-query",
+        "weir-transform",
+        "weir-devices",
+    ] {
         assert_free_of(
             function,
             &[
                 "weir-control-plane",
                 "weir-flows",
+                "weir-device-registry",
                 "weir-metastore",
                 "weir-events",
                 "sqlx",
@@ -331,8 +386,10 @@ fn only_the_bus_and_the_function_runtime_speak_nats() {
         "weir-ingest",
         "weir-query",
         "weir-transform",
+        "weir-devices",
         "weir-flows",
         "weir-metastore",
+        "weir-device-registry",
         "weir-control-plane",
         "weir-local",
     ] {
@@ -383,10 +440,12 @@ fn only_the_transform_and_query_functions_speak_grpc() {
     // The engine protocol (transform) and FlightSQL (query) are the only gRPC surfaces.
     for name in [
         "weir-ingest",
+        "weir-devices",
         "weir-function-runtime",
         "weir-metastore",
         "weir-events",
         "weir-flows",
+        "weir-device-registry",
         "weir-tasks",
     ] {
         assert_free_of(name, &["tonic", "prost"]);
