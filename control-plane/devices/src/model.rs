@@ -136,9 +136,10 @@ pub struct UsageDelta {
     pub counts: Counts,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Period {
+    #[default]
     Hour,
     Day,
 }
@@ -186,12 +187,6 @@ pub struct UsageFilter {
     pub from: i64,
     pub to: i64,
     pub period: Period,
-}
-
-impl Default for Period {
-    fn default() -> Self {
-        Self::Hour
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

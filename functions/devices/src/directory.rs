@@ -85,7 +85,7 @@ pub enum Resolution {
     UnknownToken,
     Revoked,
     OtherApplication,
-    Ok(Binding),
+    Ok(Box<Binding>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -46,11 +46,13 @@ fn digest_hex(parts: &[&[u8]]) -> String {
 /// What a request became before the commit.
 enum Prepared {
     Done(Outcome),
-    Ready {
-        binding: Binding,
-        samples: i64,
-        message: QueueMessage,
-    },
+    Ready(Box<Ready>),
+}
+
+struct Ready {
+    binding: Binding,
+    samples: i64,
+    message: QueueMessage,
 }
 
 impl DeviceIngest {
@@ -60,7 +62,7 @@ impl DeviceIngest {
             .resolve(&request.version, &request.token)
             .await
         {
-            Ok(Resolution::Ok(binding)) => binding,
+            Ok(Resolution::Ok(binding)) => *binding,
             Ok(Resolution::UnknownVersion) => {
                 return self.fail(
                     None,
@@ -137,11 +139,11 @@ impl DeviceIngest {
             fresh,
             ..QueueMessage::default()
         };
-        Prepared::Ready {
+        Prepared::Ready(Box::new(Ready {
             binding,
             samples: count,
             message,
-        }
+        }))
     }
 
     fn fail(&self, binding: Option<&Binding>, failure: Failure) -> Prepared {
@@ -156,7 +158,7 @@ impl DeviceIngest {
         let messages: Vec<QueueMessage> = prepared
             .iter()
             .filter_map(|prepared| match prepared {
-                Prepared::Ready { message, .. } => Some(message.clone()),
+                Prepared::Ready(ready) => Some(ready.message.clone()),
                 Prepared::Done(_) => None,
             })
             .collect();
@@ -171,18 +173,19 @@ impl DeviceIngest {
             .zip(requests)
             .map(|(prepared, request)| match prepared {
                 Prepared::Done(outcome) => outcome,
-                Prepared::Ready {
-                    binding, samples, ..
-                } => match dispositions.next() {
+                Prepared::Ready(ready) => match dispositions.next() {
                     Some(Disposition::Done) => {
-                        self.meter
-                            .accepted(&binding, samples, request.payload.len() as i64);
+                        self.meter.accepted(
+                            &ready.binding,
+                            ready.samples,
+                            request.payload.len() as i64,
+                        );
                         Outcome::Committed
                     }
                     Some(Disposition::Retry(reason)) => Outcome::Retry(reason),
                     Some(Disposition::Reject(reason)) => {
                         let failure = Failure::new(400, reason);
-                        self.meter.rejected(Some(&binding), &failure);
+                        self.meter.rejected(Some(&ready.binding), &failure);
                         Outcome::Failed(failure)
                     }
                     None => Outcome::Retry("not handled".to_string()),

@@ -84,19 +84,22 @@ pub enum ResolveAnswer {
     Revoked,
     /// The token's endpoint belongs to another application than the version's.
     OtherApplication,
-    #[serde(rename_all = "camelCase")]
-    Ok {
-        token_id: DeviceTokenId,
-        endpoint_id: EndpointId,
-        application_id: ApplicationId,
-        application_name: String,
-        account_id: String,
-        dataset_id: String,
-        /// `owner/name` of the target dataset now.
-        dataset: String,
-        event_time_pointer: Option<String>,
-        quota: Option<QuotaState>,
-    },
+    Ok(Box<ResolvedToken>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedToken {
+    pub token_id: DeviceTokenId,
+    pub endpoint_id: EndpointId,
+    pub application_id: ApplicationId,
+    pub application_name: String,
+    pub account_id: String,
+    pub dataset_id: String,
+    /// `owner/name` of the target dataset now.
+    pub dataset: String,
+    pub event_time_pointer: Option<String>,
+    pub quota: Option<QuotaState>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -483,7 +486,7 @@ impl DevicesApi {
             .ok_or_else(|| ServiceError::NotFound("the application is gone".to_string()))?;
         let entry = self.dataset_by_id(&version.dataset_id).await?;
         let quota = self.quota_state(&application.account_id).await?;
-        Ok(ResolveAnswer::Ok {
+        Ok(ResolveAnswer::Ok(Box::new(ResolvedToken {
             token_id: record.id,
             endpoint_id: record.endpoint_id,
             application_id: application.id,
@@ -493,7 +496,7 @@ impl DevicesApi {
             dataset_id: entry.id,
             event_time_pointer: version.event_time_pointer,
             quota,
-        })
+        })))
     }
 
     async fn quota_state(&self, account_id: &str) -> ServiceResult<Option<QuotaState>> {
