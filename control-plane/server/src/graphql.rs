@@ -17,17 +17,32 @@ use crate::graphql_limits as limits;
 use crate::node::ControlPlane;
 use crate::services::datasets::DatasetView;
 
-pub type WeirSchema = Schema<Query, crate::graphql_flows::FlowsMutation, EmptySubscription>;
+pub type WeirSchema = Schema<Query, Mutation, EmptySubscription>;
 
-/// Every query field: datasets and accounts here, flows in `graphql_flows`.
+/// Every query field: datasets and accounts here, flows in `graphql_flows`, the device registry
+/// in `graphql_devices`.
 #[derive(MergedObject)]
-pub struct Query(QueryRoot, crate::graphql_flows::FlowsQuery);
+pub struct Query(
+    QueryRoot,
+    crate::graphql_flows::FlowsQuery,
+    crate::graphql_devices::DevicesQuery,
+);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(
+    crate::graphql_flows::FlowsMutation,
+    crate::graphql_devices::DevicesMutation,
+);
 
 /// The schema is built once; each request adds its caller.
 pub fn routes(control_plane: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
     let schema: WeirSchema = Schema::build(
-        Query(QueryRoot, crate::graphql_flows::FlowsQuery),
-        crate::graphql_flows::FlowsMutation,
+        Query(
+            QueryRoot,
+            crate::graphql_flows::FlowsQuery,
+            crate::graphql_devices::DevicesQuery,
+        ),
+        Mutation::default(),
         EmptySubscription,
     )
     .data(control_plane)

@@ -157,6 +157,7 @@ fn page(limit: i64) -> usize {
     limit.clamp(1, limits::MAX_PAGE) as usize
 }
 
+#[derive(Default)]
 pub struct FlowsMutation;
 
 #[Object]

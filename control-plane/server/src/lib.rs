@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod flows;
 pub mod graphql;
+pub mod graphql_devices;
 pub mod graphql_flows;
 pub mod graphql_limits;
 pub mod indexer;
