@@ -43,14 +43,24 @@ pub fn router(ingest: Arc<DeviceIngest>, max_batch: usize, wait: Duration) -> Ro
     Router::new()
         .route("/kp1/{version}/dcx/{token}/json", post(collect))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(sender)
+        .with_state((sender, limit))
 }
 
 async fn collect(
-    State(sender): State<mpsc::Sender<Submission>>,
+    State((sender, limit)): State<(mpsc::Sender<Submission>, usize)>,
     Path((version, token)): Path<(String, String)>,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return failed(Failure::new(
+                413,
+                format!("the payload is over the limit of {limit} bytes"),
+            ));
+        }
+        Err(rejection) => return failed(Failure::new(400, rejection.body_text())),
+    };
     let request = DeviceRequest {
         version,
         token,

@@ -125,5 +125,5 @@ pub async fn build_function(mut config: DevicesConfig) -> Result<axum::Router, S
     if let Some(events) = &config.events {
         events::spawn_nats(events, devices.cache.clone());
     }
-    Ok(devices.router)
+    Ok(weir_function_runtime::with_json_errors(devices.router))
 }

@@ -95,6 +95,7 @@ async fn devices_are_answered_and_their_samples_committed_once() {
         (5, too_large, "over the limit"),
         (6, b"[{\"seq\": 1, \"ts\": true}]".to_vec(), "not a time"),
         (7, b"[{\"seq\": \"x\"}]".to_vec(), "seq"),
+        (8, Vec::new(), "not JSON"),
     ] {
         devices.publish(&format!("{base}/{id}"), payload).await;
         let (kind, body) = devices
@@ -145,6 +146,15 @@ async fn devices_are_answered_and_their_samples_committed_once() {
         body["reasonPhrase"].as_str().unwrap().contains("not JSON"),
         "{body}"
     );
+    let response = http
+        .post(format!("{}/{path}", bridge.url))
+        .body(vec![b' '; (1 << 20) + 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["statusCode"], 413, "{body}");
     let response = http
         .post(format!(
             "{}/kp1/{}/dcx/wrong-token-0000000/json",
