@@ -89,9 +89,11 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
                 None => format!("{}{filter}", config.topic_prefix),
             })
             .collect();
+        let mut backoff = Duration::from_secs(1);
         loop {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_secs(1);
                     tracing::info!(host = %config.host, port = config.port, "mqtt bridge connected");
                     for filter in &filters {
                         if let Err(error) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await
@@ -107,8 +109,9 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
                 }
                 Ok(_) => {}
                 Err(error) => {
-                    tracing::warn!(%error, host = %config.host, port = config.port, "mqtt connection lost; reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tracing::warn!(%error, host = %config.host, port = config.port, retry_in = ?backoff, "mqtt broker unreachable");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
         }
@@ -142,7 +145,7 @@ async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch
         let topic = String::from_utf8_lossy(&publish.topic).to_string();
         let parsed = match topic.strip_prefix(prefix) {
             Some(rest) => parse_topic(rest),
-            None => Err(format!("`{topic}` does not start with `{prefix}`")),
+            None => Err(format!("the topic does not start with `{prefix}`")),
         };
         match parsed {
             Ok(Some((version, token, request_id))) => {
@@ -157,8 +160,12 @@ async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch
             }
             Ok(None) => ack(client, &publish).await,
             Err(reason) => {
-                // No topic to answer on: the message is refused where it can be seen.
-                tracing::info!(%topic, %reason, "not a data collection topic");
+                // No topic to answer on. The topic may hold a token: it is not logged.
+                tracing::debug!(%reason, "not a data collection topic");
+                crate::meter::metrics()
+                    .rejections
+                    .with_label_values(&["400"])
+                    .inc();
                 ack(client, &publish).await;
             }
         }

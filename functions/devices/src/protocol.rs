@@ -64,9 +64,10 @@ pub fn parse_topic(topic: &str) -> Result<Option<(String, String, Option<u64>)>,
         },
         ["kp1", _, "dcx", _, "json", _, "status" | "error"] => return Ok(None),
         _ => {
-            return Err(format!(
-                "`{topic}` is not `kp1/<appVersionName>/dcx/<endpointToken>/json[/<requestId>]`"
-            ));
+            return Err(
+                "a data collection topic is `kp1/<appVersionName>/dcx/<endpointToken>/json[/<requestId>]`"
+                    .to_string(),
+            );
         }
     };
     if levels[1].is_empty() || levels[3].is_empty() {
