@@ -91,22 +91,24 @@ pub async fn start(
         caller: caller.clone(),
     });
     let devices = weir_devices::assemble(ingest, registry, caller, config);
-    let mut events = control_plane
-        .bus
-        .subscribe(None, "device.>")
-        .await
-        .map_err(|error| format!("event bus: {error}"))?;
-    let cache = devices.cache.clone();
-    tokio::spawn(async move {
-        while let Some(item) = events.next().await {
-            match item {
-                Ok(delivery) => {
-                    weir_devices::events::apply(&cache, delivery.envelope.to_json().as_bytes());
-                    let _ = delivery.ack().await;
+    for filter in weir_devices::events::FILTERS {
+        let mut events = control_plane
+            .bus
+            .subscribe(None, filter)
+            .await
+            .map_err(|error| format!("event bus: {error}"))?;
+        let cache = devices.cache.clone();
+        tokio::spawn(async move {
+            while let Some(item) = events.next().await {
+                match item {
+                    Ok(delivery) => {
+                        weir_devices::events::apply(&cache, delivery.envelope.to_json().as_bytes());
+                        let _ = delivery.ack().await;
+                    }
+                    Err(_) => cache.forget_all(),
                 }
-                Err(_) => cache.forget_all(),
             }
-        }
-    });
+        });
+    }
     Ok(devices.router)
 }
