@@ -23,7 +23,7 @@ pub struct MqttConfig {
     pub host: String,
     pub port: u16,
     /// Must stay the same across restarts of one replica (a StatefulSet's pod name): the broker
-    /// keeps the session's unacknowledged messages for that id.
+    /// keeps the sessions' unacknowledged messages for these ids.
     pub client_id: String,
     /// The shared subscription group of the replicas; none subscribes plainly (one replica).
     pub share_group: Option<String>,
@@ -35,8 +35,12 @@ pub struct MqttConfig {
     pub keep_alive_seconds: u64,
     /// How long the broker keeps the session while the bridge is away.
     pub session_expiry_seconds: u32,
-    /// Unacknowledged messages the broker may send at once (MQTT 5 receive maximum).
+    /// Unacknowledged messages the broker may send at once per session (MQTT 5 receive
+    /// maximum; Mosquitto also caps it at its `max_inflight_messages`, 20 by default).
     pub max_inflight: u16,
+    /// Sessions the bridge holds (client ids `<client_id>-<n>` when more than one), all in the
+    /// shared subscription: more messages in flight, so larger batches.
+    pub connections: usize,
     /// Largest packet the bridge takes; the broker drops larger ones unanswered, so it is above
     /// `max_payload_bytes`, which answers `/error` 400.
     pub max_packet_bytes: u32,
@@ -57,6 +61,7 @@ impl Default for MqttConfig {
             keep_alive_seconds: 30,
             session_expiry_seconds: 24 * 3600,
             max_inflight: 1000,
+            connections: 8,
             max_packet_bytes: 16 << 20,
             max_batch_messages: 1000,
             max_batch_wait_millis: 20,
@@ -64,9 +69,28 @@ impl Default for MqttConfig {
     }
 }
 
+/// A message and the connection it came on (its ack goes back on that one).
+type Received = (AsyncClient, Publish);
+
 /// Starts the bridge; it reconnects by itself for as long as the process runs.
 pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
-    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    let connections = config.connections.max(1);
+    let capacity = (config.max_inflight as usize * 2 + 64) * connections;
+    let (sender, receiver) = mpsc::channel::<Received>(capacity);
+    tokio::spawn(work(config.clone(), receiver, ingest));
+    for index in 0..connections {
+        let client_id = if connections == 1 {
+            config.client_id.clone()
+        } else {
+            format!("{}-{index}", config.client_id)
+        };
+        connect(config.clone(), client_id, sender.clone());
+    }
+}
+
+/// One MQTT session of the bridge, feeding `sender`.
+fn connect(config: MqttConfig, client_id: String, sender: mpsc::Sender<Received>) {
+    let mut options = MqttOptions::new(&client_id, &config.host, config.port);
     options
         .set_keep_alive(Duration::from_secs(config.keep_alive_seconds.max(5)))
         .set_clean_start(false)
@@ -77,10 +101,7 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
     if let (Some(username), Some(password)) = (&config.username, &config.password) {
         options.set_credentials(username, password);
     }
-    let capacity = config.max_inflight as usize * 2 + 64;
-    let (client, mut eventloop) = AsyncClient::new(options, capacity);
-    let (sender, receiver) = mpsc::channel::<Publish>(capacity);
-    tokio::spawn(work(config.clone(), client.clone(), receiver, ingest));
+    let (client, mut eventloop) = AsyncClient::new(options, config.max_inflight as usize * 2 + 64);
     tokio::spawn(async move {
         let filters: Vec<String> = TOPIC_FILTERS
             .iter()
@@ -94,7 +115,7 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
             match eventloop.poll().await {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     backoff = Duration::from_secs(1);
-                    tracing::info!(host = %config.host, port = config.port, "mqtt bridge connected");
+                    tracing::info!(host = %config.host, port = config.port, %client_id, "mqtt bridge connected");
                     for filter in &filters {
                         if let Err(error) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await
                         {
@@ -103,7 +124,7 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
                     }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if sender.send(publish).await.is_err() {
+                    if sender.send((client.clone(), publish)).await.is_err() {
                         return;
                     }
                 }
@@ -118,11 +139,10 @@ pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
     });
 }
 
-/// Takes batches off the connection and settles every message of each in order.
+/// Takes batches off the connections and settles every message of each in order.
 async fn work(
     config: MqttConfig,
-    client: AsyncClient,
-    mut receiver: mpsc::Receiver<Publish>,
+    mut receiver: mpsc::Receiver<Received>,
     ingest: Arc<DeviceIngest>,
 ) {
     let wait = Duration::from_millis(config.max_batch_wait_millis);
@@ -135,13 +155,13 @@ async fn work(
                 _ => break,
             }
         }
-        settle(&client, &ingest, &config.topic_prefix, batch).await;
+        settle(&ingest, &config.topic_prefix, batch).await;
     }
 }
 
-async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch: Vec<Publish>) {
-    let mut pending: Vec<(Publish, DeviceRequest)> = Vec::with_capacity(batch.len());
-    for publish in batch {
+async fn settle(ingest: &DeviceIngest, prefix: &str, batch: Vec<Received>) {
+    let mut pending: Vec<(Received, DeviceRequest)> = Vec::with_capacity(batch.len());
+    for (client, publish) in batch {
         let topic = String::from_utf8_lossy(&publish.topic).to_string();
         let parsed = match topic.strip_prefix(prefix) {
             Some(rest) => parse_topic(rest),
@@ -156,9 +176,9 @@ async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch
                     payload: publish.payload.clone(),
                     redelivered: publish.dup,
                 };
-                pending.push((publish, request));
+                pending.push(((client, publish), request));
             }
-            Ok(None) => ack(client, &publish).await,
+            Ok(None) => ack(&client, &publish).await,
             Err(reason) => {
                 // No topic to answer on. The topic may hold a token: it is not logged.
                 tracing::debug!(%reason, "not a data collection topic");
@@ -166,7 +186,7 @@ async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch
                     .rejections
                     .with_label_values(&["400"])
                     .inc();
-                ack(client, &publish).await;
+                ack(&client, &publish).await;
             }
         }
     }
@@ -183,28 +203,22 @@ async fn settle(client: &AsyncClient, ingest: &DeviceIngest, prefix: &str, batch
         }
         let mut again = Vec::new();
         let mut reason = String::new();
-        for ((publish, mut request), outcome) in pending.into_iter().zip(outcomes) {
+        for (((client, publish), mut request), outcome) in pending.into_iter().zip(outcomes) {
             match outcome {
                 Outcome::Committed => {
-                    reply(client, &publish, request.request_id, "status", Vec::new()).await;
-                    ack(client, &publish).await;
+                    reply(&client, &publish, request.request_id, "status", Vec::new()).await;
+                    ack(&client, &publish).await;
                 }
                 Outcome::Failed(failure) => {
-                    reply(
-                        client,
-                        &publish,
-                        request.request_id,
-                        "error",
-                        failure.to_json(),
-                    )
-                    .await;
-                    ack(client, &publish).await;
+                    let body = failure.to_json();
+                    reply(&client, &publish, request.request_id, "error", body).await;
+                    ack(&client, &publish).await;
                 }
                 Outcome::Retry(why) => {
                     // It may have been committed after all: look it up next time.
                     request.redelivered = true;
                     reason = why;
-                    again.push((publish, request));
+                    again.push(((client, publish), request));
                 }
             }
         }
