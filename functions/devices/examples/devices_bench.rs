@@ -246,7 +246,7 @@ async fn main() {
     let devices_config = weir_devices::DevicesConfig {
         mqtt: Some(weir_devices::mqtt::MqttConfig {
             client_id: format!("bench-bridge-{}", unique()),
-            share_group: None,
+            share_group: Some(format!("bench-{}", unique())),
             topic_prefix: prefix.clone(),
             session_expiry_seconds: 60,
             ..Default::default()

@@ -39,7 +39,8 @@ pub struct MqttConfig {
     /// maximum; Mosquitto also caps it at its `max_inflight_messages`, 20 by default).
     pub max_inflight: u16,
     /// Sessions the bridge holds (client ids `<client_id>-<n>` when more than one), all in the
-    /// shared subscription: more messages in flight, so larger batches.
+    /// shared subscription: more messages in flight, so larger batches. One without a
+    /// `share_group`.
     pub connections: usize,
     /// Largest packet the bridge takes; the broker drops larger ones unanswered, so it is above
     /// `max_payload_bytes`, which answers `/error` 400.
@@ -74,7 +75,11 @@ type Received = (AsyncClient, Publish);
 
 /// Starts the bridge; it reconnects by itself for as long as the process runs.
 pub fn spawn(config: MqttConfig, ingest: Arc<DeviceIngest>) {
-    let connections = config.connections.max(1);
+    // Plain subscriptions would each get every message: several sessions need a shared one.
+    let connections = match config.share_group {
+        Some(_) => config.connections.max(1),
+        None => 1,
+    };
     let capacity = (config.max_inflight as usize * 2 + 64) * connections;
     let (sender, receiver) = mpsc::channel::<Received>(capacity);
     tokio::spawn(work(config.clone(), receiver, ingest));

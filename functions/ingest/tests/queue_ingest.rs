@@ -155,6 +155,24 @@ async fn redelivered_messages_add_nothing_whatever_their_transport() {
             .all(Disposition::is_done)
     );
     assert_eq!(count(&harness, &dataset).await, vec!["6,6"]);
+
+    // The same message twice in one batch (a quick resend, a redelivery racing the first
+    // delivery): committed once, both copies done.
+    let answers = ingest
+        .handle(&[sqs("m-8", 8), sqs("m-9", 9), sqs("m-8", 8)])
+        .await;
+    assert!(answers.iter().all(Disposition::is_done), "{answers:?}");
+    assert_eq!(count(&harness, &dataset).await, vec!["8,8"]);
+    // Unless the transport vouches each is a delivery of its own (MQTT without DUP): then two
+    // equal readings are two records.
+    let fresh = |id: &str, n: u64| {
+        let mut message = sqs(id, n);
+        message.fresh = true;
+        message
+    };
+    let answers = ingest.handle(&[fresh("f-10", 10), fresh("f-10", 10)]).await;
+    assert!(answers.iter().all(Disposition::is_done), "{answers:?}");
+    assert_eq!(count(&harness, &dataset).await, vec!["10,9"]);
 }
 
 /// Lets its caller write one dataset only.

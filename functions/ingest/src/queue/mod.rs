@@ -196,12 +196,24 @@ impl MessageHandler for QueueIngest {
         let mut groups: Vec<(Group, Vec<Member>)> = Vec::new();
         let mut group_of: HashMap<Group, usize> = HashMap::new();
         let mut callers: HashMap<Option<String>, Caller> = HashMap::new();
+        // A message twice in one batch (a producer's quick resend, a redelivery racing the
+        // first delivery) is committed once; the copies share the first one's fate.
+        let mut first_of: HashMap<(&str, MessageKey), usize> = HashMap::new();
+        let mut copies: Vec<(usize, usize)> = Vec::new();
         for (index, message) in messages.iter().enumerate() {
             if !message::names_a_dataset(message)
                 && let Some(objects) = objects::parse_notification(&message.body)
             {
                 dispositions[index] = Some(self.ingest_objects(message, objects).await);
                 continue;
+            }
+            let key = ids::key_of(message);
+            if !message.fresh {
+                if let Some(&first) = first_of.get(&(message.origin.as_str(), key)) {
+                    copies.push((index, first));
+                    continue;
+                }
+                first_of.insert((message.origin.as_str(), key), index);
             }
             match message::parse(message, &self.config.subject_prefix) {
                 Ok(request) => {
@@ -230,7 +242,7 @@ impl MessageHandler for QueueIngest {
                     groups[at].1.push(Member {
                         index,
                         request,
-                        key: ids::key_of(message),
+                        key,
                     });
                 }
                 Err(error) => dispositions[index] = Some(Disposition::Reject(error.to_string())),
@@ -248,6 +260,9 @@ impl MessageHandler for QueueIngest {
         .await;
         for (index, disposition) in results.into_iter().flatten() {
             dispositions[index] = Some(disposition);
+        }
+        for (copy, first) in copies {
+            dispositions[copy] = dispositions[first].clone();
         }
         dispositions
             .into_iter()
