@@ -138,6 +138,7 @@ pub fn already_committed(
         return found;
     }
     let name = source_name(origin);
+    let wanted_set: HashSet<MessageKey> = wanted.iter().copied().collect();
     for (_, block) in &chain.blocks {
         if block.system_time < since {
             break;
@@ -152,12 +153,23 @@ pub fn already_committed(
         else {
             continue;
         };
-        for key in wanted {
-            if !found.contains(key) && recorded_contains(state, *key) {
-                found.insert(*key);
+        if state.kind == MESSAGE_IDS_KIND {
+            // One pass over the block's ids, each looked up among the wanted ones.
+            for part in state.value.split(',') {
+                if let Ok(digest) = u64::from_str_radix(part, 16)
+                    && wanted_set.contains(&MessageKey::Digest(digest))
+                {
+                    found.insert(MessageKey::Digest(digest));
+                }
+            }
+        } else {
+            for key in wanted {
+                if !found.contains(key) && recorded_contains(state, *key) {
+                    found.insert(*key);
+                }
             }
         }
-        if found.len() == wanted.len() {
+        if found.len() == wanted_set.len() {
             break;
         }
     }
