@@ -52,8 +52,30 @@ fn readme_device_block_is_answered_and_queryable() {
     ]);
     let script = devices_script(&prefix);
     assert!(script.contains("mosquitto_pub"), "{script}");
-    // The bridge connects in the background: give it a moment before the device speaks.
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // The bridge connects in the background: wait until it answers a probe (an unknown version
+    // gets `/error` 404) before the device speaks.
+    let probe = format!("{prefix}kp1/probe-v0/dcx/probe-token-000000/json/1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let answered = Command::new("bash")
+            .args([
+                "-c",
+                &format!(
+                    "mosquitto_sub -C 1 -W 2 -t '{probe}/error' & sleep 0.3; \
+                     mosquitto_pub -q 1 -t '{probe}' -m '[]'; wait"
+                ),
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&answered.stdout).contains("404") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bridge never answered: {}",
+            String::from_utf8_lossy(&answered.stderr)
+        );
+    }
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(workspace_root())
