@@ -12,6 +12,7 @@ pub trait DeviceRegistry: Send + Sync {
     /// `Conflict` when the name is taken.
     async fn create_application(&self, application: &Application) -> DeviceResult<()>;
     async fn application(&self, id: &ApplicationId) -> DeviceResult<Option<Application>>;
+    async fn application_by_name(&self, name: &str) -> DeviceResult<Option<Application>>;
     async fn list_applications(&self) -> DeviceResult<Vec<Application>>;
     /// Removes the application with its versions, endpoints and tokens, and enqueues `outbox`
     /// in the same transaction.

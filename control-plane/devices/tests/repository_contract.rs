@@ -134,6 +134,11 @@ async fn applications_and_versions_have_unique_names(store: Store) {
         registry.application(&lamps.id).await.unwrap(),
         Some(lamps.clone())
     );
+    assert_eq!(
+        registry.application_by_name("lamps").await.unwrap(),
+        Some(lamps.clone())
+    );
+    assert_eq!(registry.application_by_name("nope").await.unwrap(), None);
     let v1 = version(&lamps, "lamps-v1");
     registry.create_version(&v1).await.unwrap();
     let clash = registry.create_version(&version(&lamps, "lamps-v1")).await;

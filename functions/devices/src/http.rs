@@ -15,6 +15,8 @@ use axum::routing::post;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+use weir_function_runtime::messages::next_batch;
+
 use crate::handler::DeviceIngest;
 use crate::protocol::{DeviceRequest, Failure, Outcome};
 
@@ -24,15 +26,7 @@ pub fn router(ingest: Arc<DeviceIngest>, max_batch: usize, wait: Duration) -> Ro
     let limit = ingest.max_payload_bytes;
     let (sender, mut receiver) = mpsc::channel::<Submission>(max_batch.max(1) * 4);
     tokio::spawn(async move {
-        while let Some(first) = receiver.recv().await {
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + wait;
-            while batch.len() < max_batch.max(1) {
-                match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                    Ok(Some(next)) => batch.push(next),
-                    _ => break,
-                }
-            }
+        while let Some(batch) = next_batch(&mut receiver, max_batch, wait).await {
             let (requests, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             let outcomes = ingest.handle(&requests).await;
             for (answer, outcome) in answers.into_iter().zip(outcomes) {

@@ -13,6 +13,7 @@ use rumqttc::v5::mqttbytes::v5::{Packet, Publish};
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use weir_function_runtime::messages::next_batch;
 
 use crate::handler::DeviceIngest;
 use crate::protocol::{DeviceRequest, Outcome, TOPIC_FILTERS, parse_topic};
@@ -151,15 +152,7 @@ async fn work(
     ingest: Arc<DeviceIngest>,
 ) {
     let wait = Duration::from_millis(config.max_batch_wait_millis);
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + wait;
-        while batch.len() < config.max_batch_messages.max(1) {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(publish)) => batch.push(publish),
-                _ => break,
-            }
-        }
+    while let Some(batch) = next_batch(&mut receiver, config.max_batch_messages, wait).await {
         settle(&ingest, &config.topic_prefix, batch).await;
     }
 }

@@ -41,15 +41,9 @@ impl Combiner {
         let (sender, mut receiver) =
             mpsc::channel::<(QueueMessage, oneshot::Sender<Disposition>)>(max_messages * 4);
         tokio::spawn(async move {
-            while let Some(first) = receiver.recv().await {
-                let mut batch = vec![first];
-                let deadline = tokio::time::Instant::now() + max_wait;
-                while batch.len() < max_messages {
-                    match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                        Ok(Some(next)) => batch.push(next),
-                        Ok(None) | Err(_) => break,
-                    }
-                }
+            while let Some(batch) =
+                crate::messages::next_batch(&mut receiver, max_messages, max_wait).await
+            {
                 let (messages, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
                 let dispositions = handler.handle(&messages).await;
                 for (index, reply) in replies.into_iter().enumerate() {

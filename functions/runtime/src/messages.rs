@@ -47,6 +47,25 @@ pub struct QueueMessage {
     pub fresh: bool,
 }
 
+/// The next batch from `receiver`: waits for a first item, then takes more until `max` items or
+/// `wait` after the first. `None` once the channel is closed and empty.
+pub async fn next_batch<T>(
+    receiver: &mut tokio::sync::mpsc::Receiver<T>,
+    max: usize,
+    wait: Duration,
+) -> Option<Vec<T>> {
+    let first = receiver.recv().await?;
+    let mut batch = vec![first];
+    let deadline = tokio::time::Instant::now() + wait;
+    while batch.len() < max.max(1) {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Some(next)) => batch.push(next),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 /// What became of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {

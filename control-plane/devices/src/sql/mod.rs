@@ -135,6 +135,16 @@ impl DeviceRegistry for SqlDeviceRegistry {
         row.as_ref().map(application_from_row).transpose()
     }
 
+    async fn application_by_name(&self, name: &str) -> DeviceResult<Option<Application>> {
+        let row = sqlx::query(&format!(
+            "SELECT {APPLICATION_COLUMNS} FROM device_applications WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(application_from_row).transpose()
+    }
+
     async fn list_applications(&self) -> DeviceResult<Vec<Application>> {
         let rows = sqlx::query(&format!(
             "SELECT {APPLICATION_COLUMNS} FROM device_applications ORDER BY name"

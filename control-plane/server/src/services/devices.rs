@@ -176,10 +176,8 @@ impl DevicesApi {
         let not_found = || ServiceError::NotFound(format!("application `{name}` not found"));
         let application = self
             .registry
-            .list_applications()
+            .application_by_name(name)
             .await?
-            .into_iter()
-            .find(|application| application.name == name)
             .ok_or_else(not_found)?;
         let entry = self.dataset_by_id(&application.dataset_id).await?;
         match self.datasets.access.role(caller, &entry).await? {
