@@ -391,6 +391,41 @@ async fn bad_input_is_refused_naming_the_problem() {
         "invalid_input",
         "maxSamples",
     );
+    // What bridges send: bodies that do not fit are refused naming the field, and nothing is
+    // recorded.
+    for (path, body, needle) in [
+        ("/devices/resolve", json!({"version": "v1"}), "token"),
+        (
+            "/devices/resolve",
+            json!({"version": 1, "token": "x"}),
+            "version",
+        ),
+        (
+            "/devices/usage",
+            json!({"usage": [{"at": "now", "accountId": "a"}]}),
+            "usage[0].at",
+        ),
+        ("/devices/usage", json!({"seen": [{"at": 1}]}), "seen[0]"),
+        ("/devices/usage", json!({"usage": [], "extra": 1}), "extra"),
+    ] {
+        assert_error(
+            &post(&node, path, admin, body).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_input",
+            needle,
+        );
+    }
+    let too_many: Vec<Value> = (0..10_001)
+        .map(|_| json!({"endpointId": "ep_x", "at": 1}))
+        .collect();
+    assert_error(
+        &post(&node, "/devices/usage", admin, json!({"seen": too_many})).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_input",
+        "at most",
+    );
+    let (_, usage) = node.get("/devices/usage", admin).await;
+    assert_eq!(usage, json!([]), "nothing was recorded");
 }
 
 #[tokio::test]
