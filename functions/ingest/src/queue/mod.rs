@@ -197,7 +197,8 @@ impl MessageHandler for QueueIngest {
         let mut group_of: HashMap<Group, usize> = HashMap::new();
         let mut callers: HashMap<Option<String>, Caller> = HashMap::new();
         // A message twice in one batch (a producer's quick resend, a redelivery racing the
-        // first delivery) is committed once; the copies share the first one's fate.
+        // first delivery) is committed once; the copies share the first one's fate. Stream
+        // sequences (JetStream) cannot repeat within a batch: no lookup for them.
         let mut first_of: HashMap<(&str, MessageKey), usize> = HashMap::new();
         let mut copies: Vec<(usize, usize)> = Vec::new();
         for (index, message) in messages.iter().enumerate() {
@@ -208,7 +209,7 @@ impl MessageHandler for QueueIngest {
                 continue;
             }
             let key = ids::key_of(message);
-            if !message.fresh {
+            if !message.fresh && message.sequence.is_none() {
                 if let Some(&first) = first_of.get(&(message.origin.as_str(), key)) {
                     copies.push((index, first));
                     continue;
