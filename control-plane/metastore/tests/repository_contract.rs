@@ -341,6 +341,29 @@ async fn datasets_registry(backend: Backend) {
     let stored = metastore.dataset_by_id("did:odf:3").await.unwrap().unwrap();
     assert_eq!(stored.visibility, Visibility::Public);
     assert_eq!(stored.storage_location, "s3://bucket/did:odf:3");
+
+    // The repair loop registered a new dataset from storage before its creation reached the
+    // database: the creation still succeeds, with its own visibility, owner and events.
+    let raced = DatasetEntry {
+        visibility: Visibility::Public,
+        ..dataset("did:odf:4", &alice, "raced")
+    };
+    metastore
+        .upsert_dataset(&dataset("did:odf:4", &alice, "raced"))
+        .await
+        .unwrap();
+    metastore
+        .create_dataset(&raced, &[message("created-4")])
+        .await
+        .unwrap();
+    let stored = metastore.dataset_by_id("did:odf:4").await.unwrap().unwrap();
+    assert_eq!(stored.visibility, Visibility::Public);
+    assert_eq!(
+        metastore.role_of("did:odf:4", &alice.id).await.unwrap(),
+        Some(Role::Owner)
+    );
+    let pending = metastore.pending_messages(100).await.unwrap();
+    assert!(pending.iter().any(|p| p.message.event_id == "created-4"));
 }
 
 async fn roles_and_visibility(backend: Backend) {

@@ -37,7 +37,13 @@ macro_rules! insert_dataset_sql {
     };
 }
 
-const INSERT_DATASET: &str = insert_dataset_sql!();
+/// Creation: the repair loop may have registered the dataset from storage between the storage
+/// write and this insert; the creating request's row then wins (same id, its visibility). A
+/// different dataset under the same alias is still a conflict.
+const INSERT_DATASET: &str = concat!(
+    insert_dataset_sql!(),
+    " ON CONFLICT (id) DO UPDATE SET visibility = excluded.visibility"
+);
 
 /// Reindex: replaces what storage knows, keeps visibility and head (the index moves the head).
 const UPSERT_DATASET: &str = concat!(
@@ -124,7 +130,8 @@ impl DatasetRepository for SqlMetastore {
             .await
             .map_err(alias_conflict(entry.alias()))?;
         sqlx::query(
-            "INSERT INTO dataset_roles (dataset_id, account_id, role) VALUES ($1, $2, 'owner')",
+            "INSERT INTO dataset_roles (dataset_id, account_id, role) VALUES ($1, $2, 'owner') \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&entry.id)
         .bind(&entry.owner_id)
