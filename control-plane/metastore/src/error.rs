@@ -4,6 +4,9 @@ pub enum MetastoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A request the store cannot run as given (a search expression it refuses).
+    #[error("{0}")]
+    Invalid(String),
     #[error("invalid metastore url `{0}`: expected postgres://... or sqlite://...")]
     InvalidUrl(String),
     #[error("metastore internal error: {0}")]

@@ -140,6 +140,8 @@ pub struct DatasetFilter {
     pub owner_name: Option<String>,
     /// Case-insensitive substring of `owner/name`.
     pub search: Option<String>,
+    /// A search expression (`crate::search`), applied with the scope before paging.
+    pub expression: Option<crate::search::Expr>,
     /// Whose listing this is: applied before paging, so a page is full whenever more datasets
     /// the caller may read exist.
     pub scope: ListingScope,
@@ -192,6 +194,20 @@ pub struct IndexUpdate {
     /// The chain was reset: `blocks` is the whole chain, replacing the indexed one, and the
     /// head may move back.
     pub rewritten: bool,
+    /// Replaces the dataset's documentation (what search sees of it) when present: a
+    /// `SetInfo`, `SetLicense` or `SetAttachments` was among the blocks, or the chain was reset.
+    pub docs: Option<DatasetDocs>,
+}
+
+/// What search knows of a dataset's documentation, from its chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatasetDocs {
+    pub description: Option<String>,
+    pub keywords: Vec<String>,
+    /// The SPDX id, else the short name.
+    pub license: Option<String>,
+    /// The readme attachment (`README.md`, any case).
+    pub readme: Option<String>,
 }
 
 /// An event to publish, written in the same transaction as the change that implies it.

@@ -3,54 +3,9 @@
 
 use weir_metastore::*;
 
-struct Backend {
-    metastore: SqlMetastore,
-    url: String,
-    _directory: Option<tempfile::TempDir>,
-}
+mod common;
 
-async fn sqlite() -> Backend {
-    let directory = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", directory.path().join("meta.db").display());
-    Backend {
-        metastore: SqlMetastore::connect(&url).await.unwrap(),
-        url,
-        _directory: Some(directory),
-    }
-}
-
-async fn postgres() -> Backend {
-    use sqlx::Connection;
-    let admin_url = std::env::var("WEIR_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&admin_url)
-        .await
-        .expect("postgresql must run for the contract suite (see local/test)");
-    let database = format!("weir_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(&format!("CREATE DATABASE {database}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').unwrap().0;
-    let url = format!("{base}/{database}");
-    Backend {
-        metastore: SqlMetastore::connect(&url).await.unwrap(),
-        url,
-        _directory: None,
-    }
-}
-
-macro_rules! contract_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite_backend {
-            $(#[tokio::test] async fn $name() { super::$name(super::sqlite().await).await })*
-        }
-        mod postgres_backend {
-            $(#[tokio::test] async fn $name() { super::$name(super::postgres().await).await })*
-        }
-    };
-}
+use common::Backend;
 
 contract_tests!(
     migrations_are_idempotent,
@@ -526,6 +481,7 @@ async fn metadata_index(backend: Backend) {
         statistics: statistics.clone(),
         upstream: None,
         rewritten: false,
+        docs: None,
     };
     metastore.apply_index_update(&update).await.unwrap();
     metastore.apply_index_update(&update).await.unwrap();
@@ -586,6 +542,7 @@ async fn metadata_index(backend: Backend) {
         statistics: DatasetStatistics::default(),
         upstream: Some(vec!["did:odf:up".to_string(), "did:odf:gone".to_string()]),
         rewritten: false,
+        docs: None,
     };
     metastore.apply_index_update(&lineage).await.unwrap();
     assert_eq!(

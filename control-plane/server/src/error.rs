@@ -34,6 +34,7 @@ impl From<MetastoreError> for ServiceError {
         match error {
             MetastoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             MetastoreError::Conflict(message) => Self::Conflict(message),
+            MetastoreError::Invalid(message) => Self::InvalidInput(message),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -119,7 +119,8 @@ pub struct QueryRoot;
 
 #[Object]
 impl QueryRoot {
-    /// Datasets the caller may read; `search` matches `account/name` case-insensitively.
+    /// Datasets the caller may read; `search` is a search expression, as for
+    /// `GET /datasets?search=` (e.g. `keywords = 'weather' AND numRecords > 1000`).
     /// `limit` is at most 1000.
     #[graphql(complexity = "page(limit) * child_complexity")]
     async fn datasets(
@@ -133,7 +134,8 @@ impl QueryRoot {
         let (control_plane, caller) = parts(context);
         let filter = DatasetFilter {
             owner_name: account,
-            search,
+            expression: crate::services::datasets::search_expression(search.as_deref())
+                .map_err(to_graphql)?,
             limit: limit.clamp(1, limits::MAX_PAGE),
             offset: offset.max(0),
             ..Default::default()

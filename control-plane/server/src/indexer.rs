@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use weir_dataset::DatasetStore;
 use weir_metastore::{
-    Account, AccountKind, BlockEntry, DatasetEntry, DatasetStatistics, IndexUpdate, Metastore,
-    NewAccount, Visibility,
+    Account, AccountKind, BlockEntry, DatasetDocs, DatasetEntry, DatasetStatistics, IndexUpdate,
+    Metastore, NewAccount, Visibility,
 };
 use weir_odf::{DatasetId, DatasetRef, MetadataBlock, MetadataEvent, Multihash};
 
@@ -131,7 +131,21 @@ impl Indexer {
             self.account_block(&mut statistics, &mut upstream, &entry, block)
                 .await?;
         }
+        let documented = new_blocks.iter().any(|(_, block)| {
+            matches!(
+                block.event,
+                MetadataEvent::SetInfo(_)
+                    | MetadataEvent::SetLicense(_)
+                    | MetadataEvent::SetAttachments(_)
+            )
+        });
+        let docs = if documented || rewritten {
+            Some(self.documentation(id).await?)
+        } else {
+            None
+        };
         let update = IndexUpdate {
+            docs,
             dataset_id: did.clone(),
             blocks: new_blocks
                 .iter()
@@ -144,6 +158,46 @@ impl Indexer {
         self.metastore.apply_index_update(&update).await?;
         tracing::debug!(dataset_id = %did, blocks = update.blocks.len(), "indexed blocks");
         Ok(update.blocks.len())
+    }
+
+    /// What search sees of the documentation in force at the head: the newest `SetInfo`,
+    /// `SetLicense` and `SetAttachments` of the chain.
+    async fn documentation(&self, id: &DatasetId) -> ServiceResult<DatasetDocs> {
+        let chain = self
+            .store
+            .dataset(id)
+            .load_chain(None)
+            .await
+            .map_err(ServiceError::internal)?;
+        let (mut info, mut license, mut attachments) = (false, false, false);
+        let mut docs = DatasetDocs::default();
+        for (_, block) in &chain.blocks {
+            match &block.event {
+                MetadataEvent::SetInfo(set) if !info => {
+                    info = true;
+                    docs.description = set.description.clone();
+                    docs.keywords = set.keywords.clone().unwrap_or_default();
+                }
+                MetadataEvent::SetLicense(set) if !license => {
+                    license = true;
+                    docs.license = Some(set.spdx_id.clone().unwrap_or(set.short_name.clone()));
+                }
+                MetadataEvent::SetAttachments(set) if !attachments => {
+                    attachments = true;
+                    let weir_odf::Attachments::Embedded(embedded) = &set.attachments;
+                    docs.readme = embedded
+                        .items
+                        .iter()
+                        .find(|item| {
+                            let name = item.path.to_ascii_lowercase();
+                            name == "readme.md" || name == "readme.txt" || name == "readme"
+                        })
+                        .map(|item| item.content.clone());
+                }
+                _ => {}
+            }
+        }
+        Ok(docs)
     }
 
     async fn account_block(

@@ -1,9 +1,10 @@
-//! `weir up`: the control plane, the ingest, query, transform and device functions and FlightSQL
-//! in one process.
+//! `weir up`: the control plane, the ingest, query, transform, device and governance functions
+//! and FlightSQL in one process.
 //!
 //! Embedded defaults (no flags): SQLite at `DIR/metadata.db`, datasets under `DIR/datasets`,
 //! the in-process event bus, a signing key kept in `DIR/signing.key`. `--config FILE` reads
-//! `control_plane:`, `ingest:`, `query:`, `transform:` and `devices:` sections instead (PostgreSQL, S3,
+//! `control_plane:`, `ingest:`, `query:`, `transform:`, `devices:` and `governance:` sections
+//! instead (PostgreSQL, S3,
 //! NATS), and `polling:`, where polling sources may fetch from (default: private networks
 //! allowed, local files below `DIR/inbox`).
 
@@ -41,6 +42,8 @@ pub struct UpConfig {
     /// The device function: by default its bridge connects to an MQTT broker on
     /// 127.0.0.1:1883 (`mqtt: null` turns it off; the HTTP path stays).
     pub devices: weir_devices::DevicesConfig,
+    /// The governance function (dataset documentation); its storage is the control plane's.
+    pub governance: weir_governance::GovernanceConfig,
 }
 
 /// The device function's defaults under `weir up`: a bridge to the local broker, its session
@@ -66,6 +69,7 @@ impl Default for UpConfig {
             polling: None,
             ingest_tasks_in_process: true,
             devices: local_devices_config(),
+            governance: weir_governance::GovernanceConfig::default(),
         }
     }
 }
@@ -218,7 +222,7 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
     let mut query_config = config.query;
     query_config.storage = storage;
     query_config.default_account = control_plane.admin.name.clone();
-    let query = weir_query::build_context_with_access(query_config, access)?;
+    let query = weir_query::build_context_with_access(query_config, access.clone())?;
 
     let flight_listener = tokio::net::TcpListener::bind(&options.flightsql_listen)
         .await
@@ -238,6 +242,15 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         }
     });
 
+    let governance = Arc::new(weir_governance::GovernanceContext {
+        store: control_plane.store.clone(),
+        access: access.clone(),
+        notifier: Some(control_plane.commit_notifier("governance")),
+        config: weir_governance::GovernanceConfig {
+            storage: control_plane.config.storage.clone(),
+            ..config.governance.clone()
+        },
+    });
     let transform =
         crate::transforms::start(&control_plane, config.transform.in_process_executor).await?;
     if config.ingest_tasks_in_process {
@@ -283,6 +296,7 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
             .merge(weir_ingest::queue::cloudevents_router(queue))
             .merge(devices)
             .merge(weir_query::router(query))
+            .merge(weir_governance::router(governance))
             .merge(weir_transform::router(transform)),
     );
     let listener = tokio::net::TcpListener::bind(address)

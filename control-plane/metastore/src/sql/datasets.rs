@@ -11,6 +11,11 @@ use crate::repository::DatasetRepository;
 const DATASET_COLUMNS: &str = "id, owner_id, owner_name, name, kind, storage_location, \
      visibility, created_at, head_hash, head_sequence";
 
+/// The same columns named by table, for queries that join others.
+const QUALIFIED_DATASET_COLUMNS: &str = "datasets.id, datasets.owner_id, datasets.owner_name, \
+     datasets.name, datasets.kind, datasets.storage_location, datasets.visibility, \
+     datasets.created_at, datasets.head_hash, datasets.head_sequence";
+
 fn dataset_from_row(row: &AnyRow) -> MetastoreResult<DatasetEntry> {
     let visibility: String = get(row, "visibility")?;
     Ok(DatasetEntry {
@@ -204,10 +209,30 @@ impl DatasetRepository for SqlMetastore {
                      WHERE member_id = $5))"
             }
         };
+        // Placeholders $1..$4 (and $5 for `ReadableBy`) are taken; the expression's follow.
+        let first = if matches!(filter.scope, ListingScope::ReadableBy(_)) {
+            6
+        } else {
+            5
+        };
+        let compiled = filter
+            .expression
+            .as_ref()
+            .map(|expression| crate::search::compile::compile(expression, first))
+            .transpose()
+            .map_err(|error| MetastoreError::Invalid(error.to_string()))?;
+        let (joins, expression_condition) = match &compiled {
+            Some(compiled) => (
+                crate::search::compile::JOINS,
+                format!(" AND {}", compiled.sql),
+            ),
+            None => ("", String::new()),
+        };
         let sql = format!(
-            "SELECT {DATASET_COLUMNS} FROM datasets \
-             WHERE alias_key LIKE $1 ESCAPE '\\' AND alias_key LIKE $2 ESCAPE '\\'{scope_condition} \
-             ORDER BY alias_key LIMIT $3 OFFSET $4"
+            "SELECT {COLUMNS} FROM datasets{joins} \
+             WHERE alias_key LIKE $1 ESCAPE '\\' AND alias_key LIKE $2 ESCAPE '\\'{scope_condition}{expression_condition} \
+             ORDER BY alias_key LIMIT $3 OFFSET $4",
+            COLUMNS = QUALIFIED_DATASET_COLUMNS,
         );
         let mut query = sqlx::query(&sql)
             .bind(owner_prefix)
@@ -216,6 +241,12 @@ impl DatasetRepository for SqlMetastore {
             .bind(filter.offset.max(0));
         if let ListingScope::ReadableBy(account_id) = &filter.scope {
             query = query.bind(account_id.clone());
+        }
+        for bind in compiled.iter().flat_map(|compiled| compiled.binds.iter()) {
+            query = match bind {
+                crate::search::compile::Bind::Text(text) => query.bind(text.clone()),
+                crate::search::compile::Bind::Integer(value) => query.bind(*value),
+            };
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(dataset_from_row).collect()
@@ -255,6 +286,9 @@ impl DatasetRepository for SqlMetastore {
             "metadata_blocks",
             "dataset_statistics",
             "dataset_dependencies",
+            "dataset_docs",
+            "dataset_keywords",
+            "dataset_terms",
         ] {
             let column = if table == "dataset_dependencies" {
                 "downstream_id"

@@ -88,6 +88,9 @@ impl MetadataIndexRepository for SqlMetastore {
         .bind(statistics.last_watermark)
         .execute(&mut *transaction)
         .await?;
+        if let Some(docs) = &update.docs {
+            super::docs::replace_docs(&mut transaction, dataset_id, docs).await?;
+        }
         if let Some(upstream) = &update.upstream {
             sqlx::query("DELETE FROM dataset_dependencies WHERE downstream_id = $1")
                 .bind(dataset_id)

@@ -15,10 +15,16 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/0002_dataset_docs.sql"),
+    },
+];
 
 /// The one place the dialects differ in our schema: auto-increment keys.
 fn for_backend(sql: &str, backend: Backend) -> String {

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod datasets;
+mod docs;
 mod index;
 pub mod migrate;
 mod outbox;

@@ -115,7 +115,10 @@ pub async fn create_dataset(
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParameters {
-    /// Case-insensitive substring of `account/name`.
+    /// A search expression: conditions on name, owner, kind, keywords, license, description,
+    /// numRecords, dataSize, lastUpdated, visibility with `= != < <= > >= LIKE IN`,
+    /// `AND OR NOT` and parentheses; a quoted text (or plain words) is a full-text search.
+    /// E.g. `license = 'CC0-1.0' AND (keywords = 'weather' OR 'rain gauge')`.
     search: Option<String>,
     account: Option<String>,
     limit: Option<i64>,
@@ -135,7 +138,7 @@ pub async fn list_datasets(
     let caller = caller(&control_plane, &headers).await?;
     let filter = DatasetFilter {
         owner_name: parameters.account,
-        search: parameters.search,
+        expression: crate::services::datasets::search_expression(parameters.search.as_deref())?,
         limit: parameters.limit.unwrap_or(100).clamp(1, 1000),
         offset: parameters.offset.unwrap_or(0).max(0),
         ..Default::default()

@@ -542,3 +542,16 @@ impl DatasetService {
             .await?)
     }
 }
+
+/// The expression of a `search` parameter; a bad one is refused naming where it went wrong.
+pub fn search_expression(
+    search: Option<&str>,
+) -> ServiceResult<Option<weir_metastore::search::Expr>> {
+    match search {
+        None => Ok(None),
+        Some(text) if text.trim().is_empty() => Ok(None),
+        Some(text) => weir_metastore::search::parse(text)
+            .map(Some)
+            .map_err(|error| ServiceError::InvalidInput(format!("search: {error}"))),
+    }
+}

@@ -1,0 +1,154 @@
+//! A search [`Expr`] as a SQL condition over `datasets` joined with `dataset_statistics s` and
+//! `dataset_docs g`. Every value becomes a numbered placeholder bound in order; the SQL text
+//! holds only our own column names and operators.
+
+use super::{CompareOp, Expr, Field, SearchError, Value};
+
+/// A value to bind to the next placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    Text(String),
+    Integer(i64),
+}
+
+/// The joins a compiled condition expects after `FROM datasets`.
+pub const JOINS: &str = " LEFT JOIN dataset_statistics s ON s.dataset_id = datasets.id \
+     LEFT JOIN dataset_docs g ON g.dataset_id = datasets.id";
+
+/// A condition and its binds; placeholders are numbered from the `first` given to `compile`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    pub sql: String,
+    pub binds: Vec<Bind>,
+}
+
+pub fn compile(expr: &Expr, first: usize) -> Result<Compiled, SearchError> {
+    let mut compiler = Compiler {
+        binds: Vec::new(),
+        first,
+    };
+    let sql = compiler.expr(expr)?;
+    Ok(Compiled {
+        sql,
+        binds: compiler.binds,
+    })
+}
+
+struct Compiler {
+    binds: Vec<Bind>,
+    first: usize,
+}
+
+/// Escapes `\`, `%` and `_` so that `text` matches itself in a LIKE with `ESCAPE '\'`.
+pub fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn column(field: Field) -> &'static str {
+    match field {
+        Field::Name => "lower(datasets.name)",
+        Field::Owner => "lower(datasets.owner_name)",
+        Field::Kind => "lower(datasets.kind)",
+        Field::Visibility => "lower(datasets.visibility)",
+        Field::License => "lower(COALESCE(g.license, ''))",
+        Field::Description => "lower(COALESCE(g.description, ''))",
+        Field::NumRecords => "COALESCE(s.num_records, 0)",
+        Field::DataSize => "COALESCE(s.data_size_bytes, 0)",
+        Field::LastUpdated => "s.last_updated",
+        Field::Keywords => "k.keyword",
+    }
+}
+
+/// Keywords are a set: a condition on them holds when some keyword satisfies it.
+fn any_keyword(condition: &str, negated: bool) -> String {
+    format!(
+        "{}EXISTS (SELECT 1 FROM dataset_keywords k WHERE k.dataset_id = datasets.id AND {condition})",
+        if negated { "NOT " } else { "" }
+    )
+}
+
+impl Compiler {
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.first + self.binds.len() - 1)
+    }
+
+    fn value(&mut self, value: &Value) -> String {
+        match value {
+            Value::Text(text) => self.bind(Bind::Text(text.clone())),
+            Value::Integer(number) => self.bind(Bind::Integer(*number)),
+        }
+    }
+
+    fn expr(&mut self, expr: &Expr) -> Result<String, SearchError> {
+        Ok(match expr {
+            Expr::And(left, right) => format!("({} AND {})", self.expr(left)?, self.expr(right)?),
+            Expr::Or(left, right) => format!("({} OR {})", self.expr(left)?, self.expr(right)?),
+            Expr::Not(inner) => format!("(NOT {})", self.expr(inner)?),
+            Expr::Compare(Field::Keywords, op, value) => {
+                let placeholder = self.value(value);
+                match op {
+                    CompareOp::Eq => any_keyword(&format!("k.keyword = {placeholder}"), false),
+                    CompareOp::Ne => any_keyword(&format!("k.keyword = {placeholder}"), true),
+                    _ => {
+                        return Err(SearchError {
+                            position: 0,
+                            message: "`keywords` compares with =, !=, LIKE and IN".into(),
+                        });
+                    }
+                }
+            }
+            Expr::Compare(field, op, value) => {
+                let placeholder = self.value(value);
+                format!("{} {} {placeholder}", column(*field), op.sql())
+            }
+            Expr::Like {
+                field,
+                pattern,
+                negated,
+            } => {
+                let placeholder = self.bind(Bind::Text(pattern.clone()));
+                let condition = format!("{} LIKE {placeholder} ESCAPE '\\'", column(*field));
+                match field {
+                    Field::Keywords => any_keyword(&condition, *negated),
+                    _ if *negated => format!("(NOT {condition})"),
+                    _ => condition,
+                }
+            }
+            Expr::In {
+                field,
+                values,
+                negated,
+            } => {
+                let list: Vec<String> = values.iter().map(|value| self.value(value)).collect();
+                let condition = format!("{} IN ({})", column(*field), list.join(", "));
+                match field {
+                    Field::Keywords => any_keyword(&condition, *negated),
+                    _ if *negated => format!("(NOT {condition})"),
+                    _ => condition,
+                }
+            }
+            Expr::Text(words) => {
+                let mut all = Vec::new();
+                for word in words {
+                    let inside = self.bind(Bind::Text(format!("%{}%", escape_like(word))));
+                    let prefix = self.bind(Bind::Text(format!("{}%", escape_like(word))));
+                    all.push(format!(
+                        "(lower(datasets.name) LIKE {inside} ESCAPE '\\' \
+                         OR lower(datasets.owner_name) LIKE {inside} ESCAPE '\\' \
+                         OR EXISTS (SELECT 1 FROM dataset_terms t WHERE t.dataset_id = datasets.id \
+                         AND t.term LIKE {prefix} ESCAPE '\\'))"
+                    ));
+                }
+                format!("({})", all.join(" AND "))
+            }
+        })
+    }
+}
