@@ -339,6 +339,7 @@ fn control_plane_does_not_depend_on_functions() {
             "weir-query",
             "weir-transform",
             "weir-devices",
+            "weir-governance",
         ],
     );
 }
@@ -350,6 +351,7 @@ fn functions_do_not_depend_on_the_control_plane_or_its_database() {
         "weir-query",
         "weir-transform",
         "weir-devices",
+        "weir-governance",
     ] {
         assert_free_of(
             function,
@@ -387,6 +389,7 @@ fn only_the_bus_and_the_function_runtime_speak_nats() {
         "weir-query",
         "weir-transform",
         "weir-devices",
+        "weir-governance",
         "weir-flows",
         "weir-metastore",
         "weir-device-registry",
@@ -450,4 +453,24 @@ fn only_the_transform_and_query_functions_speak_grpc() {
     ] {
         assert_free_of(name, &["tonic", "prost"]);
     }
+}
+
+#[test]
+fn governance_function_depends_on_no_other_function_and_no_cloud_sdk_or_queue() {
+    // Documentation is committed through weir-dataset's pipeline; access and notifications go
+    // through weir-function-runtime. It neither ingests, queries nor speaks a queue protocol.
+    assert_free_of(
+        "weir-governance",
+        &[
+            "weir-ingest",
+            "weir-query",
+            "weir-transform",
+            "weir-devices",
+            "aws-sdk-s3",
+            "kube",
+            "rumqttc",
+            "tonic",
+        ],
+    );
+    assert_built_alone_free_of("weir-governance", &["aws-sdk-sqs", "aws-config"]);
 }
