@@ -11,15 +11,24 @@ pub enum Bind {
     Integer(i64),
 }
 
-/// The joins a compiled condition expects after `FROM datasets`.
-pub const JOINS: &str = " LEFT JOIN dataset_statistics s ON s.dataset_id = datasets.id \
-     LEFT JOIN dataset_docs g ON g.dataset_id = datasets.id";
-
 /// A condition and its binds; placeholders are numbered from the `first` given to `compile`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiled {
     pub sql: String,
     pub binds: Vec<Bind>,
+    /// The joins the condition needs after `FROM datasets` (only the tables it names).
+    pub joins: String,
+}
+
+fn uses(expr: &Expr, fields: &[Field]) -> bool {
+    match expr {
+        Expr::Compare(field, ..) | Expr::Like { field, .. } | Expr::In { field, .. } => {
+            fields.contains(field)
+        }
+        Expr::Text(_) => false,
+        Expr::And(left, right) | Expr::Or(left, right) => uses(left, fields) || uses(right, fields),
+        Expr::Not(inner) => uses(inner, fields),
+    }
 }
 
 pub fn compile(expr: &Expr, first: usize) -> Result<Compiled, SearchError> {
@@ -28,9 +37,20 @@ pub fn compile(expr: &Expr, first: usize) -> Result<Compiled, SearchError> {
         first,
     };
     let sql = compiler.expr(expr)?;
+    let mut joins = String::new();
+    if uses(
+        expr,
+        &[Field::NumRecords, Field::DataSize, Field::LastUpdated],
+    ) {
+        joins.push_str(" LEFT JOIN dataset_statistics s ON s.dataset_id = datasets.id");
+    }
+    if uses(expr, &[Field::License, Field::Description]) {
+        joins.push_str(" LEFT JOIN dataset_docs g ON g.dataset_id = datasets.id");
+    }
     Ok(Compiled {
         sql,
         binds: compiler.binds,
+        joins,
     })
 }
 

@@ -222,10 +222,7 @@ impl DatasetRepository for SqlMetastore {
             .transpose()
             .map_err(|error| MetastoreError::Invalid(error.to_string()))?;
         let (joins, expression_condition) = match &compiled {
-            Some(compiled) => (
-                crate::search::compile::JOINS,
-                format!(" AND {}", compiled.sql),
-            ),
+            Some(compiled) => (compiled.joins.as_str(), format!(" AND {}", compiled.sql)),
             None => ("", String::new()),
         };
         let sql = format!(
