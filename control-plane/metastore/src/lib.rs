@@ -10,6 +10,7 @@
 //! (`SqlMetastore`, PostgreSQL or SQLite). Must not depend on dataset storage, ODF or HTTP.
 
 pub mod error;
+pub mod governance;
 pub mod model;
 pub mod repository;
 pub mod search;

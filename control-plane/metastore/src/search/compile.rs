@@ -83,6 +83,10 @@ fn column(field: Field) -> &'static str {
         Field::DataSize => "COALESCE(s.data_size_bytes, 0)",
         Field::LastUpdated => "s.last_updated",
         Field::Keywords => "k.keyword",
+        Field::OpenIssues => {
+            "(SELECT COUNT(*) FROM governance_threads gt WHERE gt.dataset_id = datasets.id \
+             AND gt.kind = 'issue' AND gt.state = 'open')"
+        }
     }
 }
 
@@ -164,7 +168,10 @@ impl Compiler {
                         "(lower(datasets.name) LIKE {inside} ESCAPE '\\' \
                          OR lower(datasets.owner_name) LIKE {inside} ESCAPE '\\' \
                          OR EXISTS (SELECT 1 FROM dataset_terms t WHERE t.dataset_id = datasets.id \
-                         AND t.term LIKE {prefix} ESCAPE '\\'))"
+                         AND t.term LIKE {prefix} ESCAPE '\\') \
+                         OR EXISTS (SELECT 1 FROM governance_threads gt \
+                         WHERE gt.dataset_id = datasets.id AND gt.kind = 'issue' \
+                         AND lower(gt.title) LIKE {inside} ESCAPE '\\'))"
                     ));
                 }
                 format!("({})", all.join(" AND "))

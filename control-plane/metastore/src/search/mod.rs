@@ -35,10 +35,11 @@ pub enum Field {
     DataSize,
     LastUpdated,
     Visibility,
+    OpenIssues,
 }
 
 impl Field {
-    pub const ALL: [Field; 10] = [
+    pub const ALL: [Field; 11] = [
         Field::Name,
         Field::Owner,
         Field::Kind,
@@ -49,6 +50,7 @@ impl Field {
         Field::DataSize,
         Field::LastUpdated,
         Field::Visibility,
+        Field::OpenIssues,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Field {
             Field::DataSize => "dataSize",
             Field::LastUpdated => "lastUpdated",
             Field::Visibility => "visibility",
+            Field::OpenIssues => "openIssues",
         }
     }
 
@@ -75,7 +78,7 @@ impl Field {
 
     pub fn kind(self) -> FieldKind {
         match self {
-            Field::NumRecords | Field::DataSize => FieldKind::Integer,
+            Field::NumRecords | Field::DataSize | Field::OpenIssues => FieldKind::Integer,
             Field::LastUpdated => FieldKind::Time,
             _ => FieldKind::Text,
         }
@@ -136,7 +139,7 @@ pub enum Expr {
         values: Vec<Value>,
         negated: bool,
     },
-    /// Every word must occur in the name, description, keywords or readme.
+    /// Every word must occur in the name, description, keywords, readme or an issue's title.
     Text(Vec<String>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),

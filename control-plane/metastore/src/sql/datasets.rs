@@ -276,6 +276,18 @@ impl DatasetRepository for SqlMetastore {
 
     async fn delete_dataset(&self, id: &str, outbox: &[OutboxMessage]) -> MetastoreResult<()> {
         let mut transaction = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM governance_reactions WHERE comment_id IN (SELECT c.id FROM governance_comments c JOIN governance_threads t ON t.id = c.thread_id WHERE t.dataset_id = $1)",
+            "DELETE FROM governance_mentions WHERE comment_id IN (SELECT c.id FROM governance_comments c JOIN governance_threads t ON t.id = c.thread_id WHERE t.dataset_id = $1)",
+            "DELETE FROM governance_comment_edits WHERE comment_id IN (SELECT c.id FROM governance_comments c JOIN governance_threads t ON t.id = c.thread_id WHERE t.dataset_id = $1)",
+            "DELETE FROM governance_comments WHERE thread_id IN (SELECT id FROM governance_threads WHERE dataset_id = $1)",
+            "DELETE FROM governance_labels WHERE thread_id IN (SELECT id FROM governance_threads WHERE dataset_id = $1)",
+            "DELETE FROM governance_assignees WHERE thread_id IN (SELECT id FROM governance_threads WHERE dataset_id = $1)",
+            "DELETE FROM governance_threads WHERE dataset_id = $1",
+            "DELETE FROM governance_settings WHERE dataset_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *transaction).await?;
+        }
         // Children first: SQLite and PostgreSQL both cascade, but explicit deletes keep the
         // statement count the same whatever the foreign-key settings are.
         for table in [

@@ -24,6 +24,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         sql: include_str!("../../migrations/0002_dataset_docs.sql"),
     },
+    Migration {
+        version: 3,
+        sql: include_str!("../../migrations/0003_governance.sql"),
+    },
 ];
 
 /// The one place the dialects differ in our schema: auto-increment keys.

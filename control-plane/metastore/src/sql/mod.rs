@@ -6,6 +6,7 @@
 mod accounts;
 mod datasets;
 mod docs;
+mod governance;
 mod index;
 pub mod migrate;
 mod outbox;
