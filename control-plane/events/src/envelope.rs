@@ -54,6 +54,48 @@ pub enum WeirEvent {
     DeviceBindingChanged {
         application_id: String,
     },
+    /// An issue was opened on a dataset.
+    IssueOpened {
+        dataset_id: String,
+        thread_id: String,
+        number: i64,
+        title: String,
+        author_id: String,
+    },
+    /// A discussion was opened on a dataset.
+    DiscussionOpened {
+        dataset_id: String,
+        thread_id: String,
+        number: i64,
+        title: String,
+        author_id: String,
+    },
+    /// An issue or discussion changed: `action` is `closed`, `reopened`, `locked`, `unlocked`,
+    /// `edited`, `labeled`, `assigned` or `deleted`.
+    ThreadChanged {
+        dataset_id: String,
+        thread_id: String,
+        number: i64,
+        action: String,
+        actor_id: String,
+    },
+    /// A comment was added to an issue or discussion; `mentions` are the account ids it names.
+    CommentAdded {
+        dataset_id: String,
+        thread_id: String,
+        number: i64,
+        comment_id: String,
+        author_id: String,
+        mentions: Vec<String>,
+    },
+    /// A comment was `edited`, `hidden`, `unhidden` or `deleted`.
+    CommentChanged {
+        dataset_id: String,
+        thread_id: String,
+        comment_id: String,
+        action: String,
+        actor_id: String,
+    },
 }
 
 impl WeirEvent {
@@ -75,6 +117,13 @@ impl WeirEvent {
             Self::DeviceBindingChanged { application_id } => {
                 ("device", "binding-changed", application_id)
             }
+            Self::IssueOpened { dataset_id, .. } => ("dataset", "issue-opened", dataset_id),
+            Self::DiscussionOpened { dataset_id, .. } => {
+                ("dataset", "discussion-opened", dataset_id)
+            }
+            Self::ThreadChanged { dataset_id, .. } => ("dataset", "thread-changed", dataset_id),
+            Self::CommentAdded { dataset_id, .. } => ("dataset", "comment-added", dataset_id),
+            Self::CommentChanged { dataset_id, .. } => ("dataset", "comment-changed", dataset_id),
         }
     }
 

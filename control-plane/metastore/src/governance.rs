@@ -201,10 +201,11 @@ pub struct ThreadFilter {
 #[async_trait]
 pub trait GovernanceRepository: Send + Sync {
     /// Numbers the thread after the dataset's last one; `NotFound` without the dataset.
+    /// `outbox` gives the messages for the number the thread got, written in its transaction.
     async fn create_thread(
         &self,
         thread: &NewThread,
-        outbox: &[OutboxMessage],
+        outbox: &(dyn Fn(i64) -> Vec<OutboxMessage> + Send + Sync),
     ) -> MetastoreResult<Thread>;
     async fn thread(&self, dataset_id: &str, number: i64) -> MetastoreResult<Option<Thread>>;
     async fn thread_by_id(&self, id: &ThreadId) -> MetastoreResult<Option<Thread>>;

@@ -81,7 +81,7 @@ async fn threads_are_numbered_filtered_and_updated(backend: Backend) {
     let first = metastore
         .create_thread(
             &new_thread(1, ThreadKind::Issue, "Gap in March"),
-            &[message("e1")],
+            &|number| vec![message(&format!("e{number}"))],
         )
         .await
         .unwrap();
@@ -96,7 +96,7 @@ async fn threads_are_numbered_filtered_and_updated(backend: Backend) {
         // One store, as one control plane uses it (PostgreSQL runs these in parallel).
         let store = metastore.clone();
         tasks.push(tokio::spawn(async move {
-            store.create_thread(&thread, &[]).await
+            store.create_thread(&thread, &|_| Vec::new()).await
         }));
     }
     let mut numbers = Vec::new();
@@ -109,13 +109,17 @@ async fn threads_are_numbered_filtered_and_updated(backend: Backend) {
     let mut other = new_thread(7, ThreadKind::Issue, "Elsewhere");
     other.dataset_id = "did:odf:b".into();
     assert_eq!(
-        metastore.create_thread(&other, &[]).await.unwrap().number,
+        metastore
+            .create_thread(&other, &|_| Vec::new())
+            .await
+            .unwrap()
+            .number,
         1
     );
     let mut missing = new_thread(8, ThreadKind::Issue, "Nowhere");
     missing.dataset_id = "did:odf:none".into();
     assert!(matches!(
-        metastore.create_thread(&missing, &[]).await,
+        metastore.create_thread(&missing, &|_| Vec::new()).await,
         Err(MetastoreError::NotFound(_))
     ));
 
@@ -197,7 +201,7 @@ async fn comments_thread_edit_react_and_delete(backend: Backend) {
     let metastore = &backend.metastore;
     seed(metastore).await;
     let thread = metastore
-        .create_thread(&new_thread(1, ThreadKind::Issue, "Units"), &[])
+        .create_thread(&new_thread(1, ThreadKind::Issue, "Units"), &|_| Vec::new())
         .await
         .unwrap();
     let opening = metastore.comments(&thread.id).await.unwrap();
@@ -218,7 +222,9 @@ async fn comments_thread_edit_react_and_delete(backend: Backend) {
     assert_eq!(added.mentions, vec!["acc-owner"]);
     // A parent from another thread is refused.
     let other = metastore
-        .create_thread(&new_thread(2, ThreadKind::Discussion, "Other"), &[])
+        .create_thread(&new_thread(2, ThreadKind::Discussion, "Other"), &|_| {
+            Vec::new()
+        })
         .await
         .unwrap();
     let stray = NewComment {
@@ -321,7 +327,7 @@ async fn search_sees_open_issues_and_issue_titles(backend: Backend) {
         metastore
             .create_thread(
                 &new_thread(n, ThreadKind::Issue, "Negative rainfall values"),
-                &[],
+                &|_| Vec::new(),
             )
             .await
             .unwrap();
@@ -329,7 +335,7 @@ async fn search_sees_open_issues_and_issue_titles(backend: Backend) {
     metastore
         .create_thread(
             &new_thread(3, ThreadKind::Discussion, "Seasonal trends"),
-            &[],
+            &|_| Vec::new(),
         )
         .await
         .unwrap();

@@ -20,18 +20,20 @@ use crate::services::datasets::DatasetView;
 pub type WeirSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Every query field: datasets and accounts here, flows in `graphql_flows`, the device registry
-/// in `graphql_devices`.
+/// in `graphql_devices`, issues and discussions in `graphql_governance`.
 #[derive(MergedObject)]
 pub struct Query(
     QueryRoot,
     crate::graphql_flows::FlowsQuery,
     crate::graphql_devices::DevicesQuery,
+    crate::graphql_governance::GovernanceQuery,
 );
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     crate::graphql_flows::FlowsMutation,
     crate::graphql_devices::DevicesMutation,
+    crate::graphql_governance::GovernanceMutation,
 );
 
 /// The schema is built once; each request adds its caller.
@@ -41,6 +43,7 @@ pub fn routes(control_plane: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
             QueryRoot,
             crate::graphql_flows::FlowsQuery,
             crate::graphql_devices::DevicesQuery,
+            crate::graphql_governance::GovernanceQuery,
         ),
         Mutation::default(),
         EmptySubscription,

@@ -16,6 +16,7 @@ pub mod flows;
 pub mod graphql;
 pub mod graphql_devices;
 pub mod graphql_flows;
+pub mod graphql_governance;
 pub mod graphql_limits;
 pub mod indexer;
 pub mod leader;

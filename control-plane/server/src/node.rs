@@ -194,7 +194,12 @@ impl ControlPlane {
             }
             WeirEvent::DatasetCreated { .. }
             | WeirEvent::DeviceTokenRevoked { .. }
-            | WeirEvent::DeviceBindingChanged { .. } => {}
+            | WeirEvent::DeviceBindingChanged { .. }
+            | WeirEvent::IssueOpened { .. }
+            | WeirEvent::DiscussionOpened { .. }
+            | WeirEvent::ThreadChanged { .. }
+            | WeirEvent::CommentAdded { .. }
+            | WeirEvent::CommentChanged { .. } => {}
         }
         Ok(())
     }
@@ -243,6 +248,16 @@ impl ControlPlane {
     pub fn devices_api(&self) -> crate::services::devices::DevicesApi {
         crate::services::devices::DevicesApi {
             registry: self.devices.clone(),
+            datasets: self.datasets.clone(),
+            metastore: self.metastore.clone(),
+            outbox_wake: self.outbox_wake.clone(),
+        }
+    }
+
+    /// Issues and discussions behind the caller checks REST and GraphQL share.
+    pub fn governance_api(&self) -> crate::services::governance::GovernanceApi {
+        crate::services::governance::GovernanceApi {
+            store: Arc::new(self.sql.clone()),
             datasets: self.datasets.clone(),
             metastore: self.metastore.clone(),
             outbox_wake: self.outbox_wake.clone(),

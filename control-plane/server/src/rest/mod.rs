@@ -5,6 +5,7 @@ mod accounts;
 mod datasets;
 mod devices;
 mod flows;
+mod governance;
 mod platform;
 
 use std::sync::Arc;
@@ -49,6 +50,11 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         devices::delete_endpoint, devices::list_tokens, devices::issue_token,
         devices::revoke_token, devices::resolve, devices::report_usage, devices::usage,
         devices::get_quota, devices::put_quota, devices::delete_quota,
+        governance::list_threads, governance::open_thread, governance::get_thread,
+        governance::change_thread, governance::delete_thread, governance::add_comment,
+        governance::change_comment, governance::delete_comment, governance::comment_history,
+        governance::add_reaction, governance::remove_reaction, governance::get_settings,
+        governance::put_settings,
     ),
     components(schemas(
         crate::services::accounts::CreateAccountRequest, crate::services::accounts::LoginResponse,
@@ -60,6 +66,7 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
     tags((name = "datasets"), (name = "accounts"), (name = "admin"),
         (name = "flows", description = "Flows and their runs (docs/protocols/flows.md)"),
         (name = "devices", description = "Device registry and metering (docs/protocols/devices.md)"),
+        (name = "governance", description = "Issues and discussions of datasets"),
         (name = "tasks", description = "What executors of flow tasks call"),
         (name = "platform", description = "What functions deployed apart from the control plane ask it"))
 )]
@@ -75,6 +82,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .merge(datasets::routes())
         .merge(flows::routes())
         .merge(devices::routes())
+        .merge(governance::routes())
         .merge(platform::routes())
         .merge(crate::graphql::routes(control_plane.clone()))
         .with_state(control_plane);

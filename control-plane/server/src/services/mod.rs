@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod datasets;
 pub mod devices;
 pub mod flows;
+pub mod governance;
 
 pub use access::AccessService;
 pub use accounts::AccountService;

@@ -70,7 +70,7 @@ impl GovernanceRepository for SqlMetastore {
     async fn create_thread(
         &self,
         thread: &NewThread,
-        outbox: &[OutboxMessage],
+        outbox: &(dyn Fn(i64) -> Vec<OutboxMessage> + Send + Sync),
     ) -> MetastoreResult<Thread> {
         // Two threads created at once may pick the same number: the unique index refuses
         // the second, which takes the next.
@@ -93,13 +93,14 @@ impl GovernanceRepository for SqlMetastore {
             .bind(&thread.dataset_id)
             .fetch_one(&mut *transaction)
             .await?;
+            let number = last.unwrap_or(0) + 1;
             let inserted = sqlx::query(
                 "INSERT INTO governance_threads (id, dataset_id, number, kind, title, author_id, \
                  state, locked, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 'open', 0, $7, $7)",
             )
             .bind(thread.id.as_str())
             .bind(&thread.dataset_id)
-            .bind(last.unwrap_or(0) + 1)
+            .bind(number)
             .bind(thread.kind.as_str())
             .bind(&thread.title)
             .bind(&thread.author_id)
@@ -129,7 +130,7 @@ impl GovernanceRepository for SqlMetastore {
                 thread.created_at,
             )
             .await?;
-            insert_outbox(&mut transaction, outbox, thread.created_at).await?;
+            insert_outbox(&mut transaction, &outbox(number), thread.created_at).await?;
             transaction.commit().await?;
             return self.thread_in(&thread.id).await;
         }
