@@ -116,7 +116,7 @@ pub async fn create_dataset(
 #[serde(deny_unknown_fields)]
 pub struct ListParameters {
     /// A search expression: conditions on name, owner, kind, keywords, license, description,
-    /// numRecords, dataSize, lastUpdated, visibility with `= != < <= > >= LIKE IN`,
+    /// numRecords, dataSize, lastUpdated, visibility, openIssues with `= != < <= > >= LIKE IN`,
     /// `AND OR NOT` and parentheses; a quoted text (or plain words) is a full-text search.
     /// E.g. `license = 'CC0-1.0' AND (keywords = 'weather' OR 'rain gauge')`.
     search: Option<String>,
