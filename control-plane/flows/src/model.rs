@@ -369,6 +369,21 @@ impl FlowConfig {
 
     /// What a derivative without a configured transform flow does: compute after every input
     /// commit, recover from breaking changes, retry transient failures three times.
+    /// A dataset's webhook flow: runs when an event queued deliveries, retries a failed round
+    /// with growing waits (subscriptions disable themselves after their own failure count).
+    pub fn default_webhook() -> Self {
+        Self {
+            trigger: Trigger::Manual,
+            retry: Some(RetryPolicy {
+                max_attempts: 8,
+                min_delay: "1s".to_string(),
+                backoff: Backoff::ExponentialWithJitter,
+            }),
+            stop: StopPolicy::Never,
+            compaction: None,
+        }
+    }
+
     pub fn default_transform() -> Self {
         Self {
             trigger: Trigger::Reactive {

@@ -27,7 +27,7 @@ pub fn check_fits(flow_type: FlowType, target: Target) -> Result<(), FieldError>
     let fits = match flow_type {
         FlowType::Transform => target == Target::Derivative,
         FlowType::Ingest | FlowType::Compaction => target == Target::Root,
-        FlowType::Reset => target != Target::System,
+        FlowType::Reset | FlowType::Webhook => target != Target::System,
         FlowType::Gc => target == Target::System,
     };
     if fits {
@@ -99,6 +99,9 @@ impl FlowService {
         match (key.flow_type, target) {
             (FlowType::Transform, Target::Derivative) => Some(FlowConfig::default_transform()),
             (FlowType::Gc, Target::System) => Some(self.default_gc.clone()),
+            (FlowType::Webhook, Target::Root | Target::Derivative) => {
+                Some(FlowConfig::default_webhook())
+            }
             _ => None,
         }
     }

@@ -35,6 +35,30 @@ pub struct ControlPlaneConfig {
     /// Where datasets' polling sources may fetch from: a manifest whose source the policy
     /// refuses is answered 400. Keep it the same as the ingest functions' `polling`.
     pub polling: PollingPolicy,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Webhooks on dataset events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Lets subscriptions target loopback and private networks (development, tests, internal
+    /// receivers). Off by default: a webhook is never a way into the node's own network.
+    pub allow_private_targets: bool,
+    /// Consecutive failed deliveries after which a subscription is disabled, with its reason.
+    pub disable_after_failures: i64,
+    /// How long a delivery waits for the receiver's answer.
+    pub timeout_millis: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            disable_after_failures: 10,
+            timeout_millis: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -70,6 +94,7 @@ impl Default for ControlPlaneConfig {
             sweep_grace_seconds: 3600,
             flows: FlowsConfig::default(),
             polling: PollingPolicy::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

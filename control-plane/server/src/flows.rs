@@ -109,6 +109,22 @@ pub async fn spawn(control_plane: &Arc<ControlPlane>) -> Result<(), String> {
         },
         control_plane.flows.worker_wake.clone(),
     ));
+    let source: Arc<dyn TaskSource> = Arc::new(LocalTaskSource(control_plane.flows.clone()));
+    tokio::spawn(weir_function_runtime::task::run_worker(
+        source,
+        Arc::new(crate::webhooks::WebhookHandler(control_plane.clone())),
+        WorkerOptions {
+            executor: format!(
+                "control-plane/{}/webhooks",
+                control_plane.leadership.instance_id
+            ),
+            kinds: vec![TaskKind::Webhook],
+            lease: Duration::from_secs(120),
+            idle_poll: Duration::from_secs(5),
+            concurrency: 2,
+        },
+        control_plane.flows.worker_wake.clone(),
+    ));
     Ok(())
 }
 
@@ -142,6 +158,7 @@ async fn on_event(
     control_plane: &ControlPlane,
     envelope: &EventEnvelope,
 ) -> Result<(), ServiceError> {
+    crate::webhooks::dispatch(control_plane, envelope).await?;
     match &envelope.event {
         // A new derivative computes what its inputs already hold.
         WeirEvent::DatasetCreated {

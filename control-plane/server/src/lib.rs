@@ -24,6 +24,7 @@ pub mod node;
 pub mod outbox;
 pub mod rest;
 pub mod services;
+pub mod webhooks;
 
 pub use config::ControlPlaneConfig;
 pub use error::{ServiceError, ServiceResult};

@@ -35,6 +35,7 @@ pub struct ControlPlane {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     pub flows: Arc<weir_flows::FlowService>,
     pub devices: Arc<dyn weir_device_registry::DeviceRegistry>,
+    pub webhooks: Arc<dyn weir_webhooks::WebhookRepository>,
 }
 
 impl ControlPlane {
@@ -102,7 +103,11 @@ impl ControlPlane {
         let devices = weir_device_registry::SqlDeviceRegistry::open(&sql)
             .await
             .map_err(|error| format!("device registry: {error}"))?;
+        let webhooks = weir_webhooks::SqlWebhooks::open(&sql)
+            .await
+            .map_err(|error| format!("webhooks: {error}"))?;
         let control_plane = Arc::new(Self {
+            webhooks: Arc::new(webhooks),
             flows: Arc::new(flows),
             devices: Arc::new(devices),
             leadership: Leadership::new(instance_id),
@@ -261,6 +266,16 @@ impl ControlPlane {
             datasets: self.datasets.clone(),
             metastore: self.metastore.clone(),
             outbox_wake: self.outbox_wake.clone(),
+        }
+    }
+
+    /// Webhook subscriptions behind the caller checks of REST.
+    pub fn webhooks_api(&self) -> crate::services::webhooks::WebhooksApi {
+        crate::services::webhooks::WebhooksApi {
+            store: self.webhooks.clone(),
+            datasets: self.datasets.clone(),
+            metastore: self.metastore.clone(),
+            config: self.config.webhooks.clone(),
         }
     }
 

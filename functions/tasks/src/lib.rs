@@ -26,15 +26,18 @@ pub enum TaskKind {
     Reset,
     /// Sweeps storage of objects no chain refers to.
     Gc,
+    /// Delivers a dataset's pending webhook calls.
+    Webhook,
 }
 
 impl TaskKind {
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 6] = [
         TaskKind::Ingest,
         TaskKind::Transform,
         TaskKind::Compaction,
         TaskKind::Reset,
         TaskKind::Gc,
+        TaskKind::Webhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +47,7 @@ impl TaskKind {
             TaskKind::Compaction => "compaction",
             TaskKind::Reset => "reset",
             TaskKind::Gc => "gc",
+            TaskKind::Webhook => "webhook",
         }
     }
 

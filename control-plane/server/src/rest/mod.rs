@@ -7,6 +7,7 @@ mod devices;
 mod flows;
 mod governance;
 mod platform;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -54,7 +55,10 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         governance::change_thread, governance::delete_thread, governance::add_comment,
         governance::change_comment, governance::delete_comment, governance::comment_history,
         governance::add_reaction, governance::remove_reaction, governance::get_settings,
-        governance::put_settings,
+        governance::put_settings, webhooks::create_dataset_webhook,
+        webhooks::list_dataset_webhooks, webhooks::create_account_webhook,
+        webhooks::list_account_webhooks, webhooks::get_webhook, webhooks::delete_webhook,
+        webhooks::enable_webhook, webhooks::deliveries,
     ),
     components(schemas(
         crate::services::accounts::CreateAccountRequest, crate::services::accounts::LoginResponse,
@@ -67,6 +71,7 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
         (name = "flows", description = "Flows and their runs (docs/protocols/flows.md)"),
         (name = "devices", description = "Device registry and metering (docs/protocols/devices.md)"),
         (name = "governance", description = "Issues and discussions of datasets"),
+        (name = "webhooks", description = "Signed webhooks on dataset events (docs/protocols/webhooks.md)"),
         (name = "tasks", description = "What executors of flow tasks call"),
         (name = "platform", description = "What functions deployed apart from the control plane ask it"))
 )]
@@ -83,6 +88,7 @@ pub fn router(control_plane: Arc<ControlPlane>) -> Router {
         .merge(flows::routes())
         .merge(devices::routes())
         .merge(governance::routes())
+        .merge(webhooks::routes())
         .merge(platform::routes())
         .merge(crate::graphql::routes(control_plane.clone()))
         .with_state(control_plane);

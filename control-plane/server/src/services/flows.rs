@@ -53,7 +53,7 @@ pub fn parse_config(body: &[u8]) -> ServiceResult<FlowConfig> {
     })
 }
 
-fn target_of(entry: &DatasetEntry) -> Target {
+pub(crate) fn target_of(entry: &DatasetEntry) -> Target {
     if entry.kind == "derivative" {
         Target::Derivative
     } else {

@@ -6,6 +6,7 @@ pub mod datasets;
 pub mod devices;
 pub mod flows;
 pub mod governance;
+pub mod webhooks;
 
 pub use access::AccessService;
 pub use accounts::AccountService;

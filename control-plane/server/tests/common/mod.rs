@@ -52,6 +52,15 @@ pub async fn fresh_postgres() -> String {
 /// A node on `database_url` (SQLite in a temporary directory when `None`), with the flow
 /// scheduler ticking every 50 ms.
 pub async fn start_on(storage: Option<tempfile::TempDir>, database_url: Option<String>) -> Node {
+    start_configured(storage, database_url, |_| {}).await
+}
+
+/// A node as `start_on` makes it, with `configure` changing its config first.
+pub async fn start_configured(
+    storage: Option<tempfile::TempDir>,
+    database_url: Option<String>,
+    configure: impl FnOnce(&mut ControlPlaneConfig),
+) -> Node {
     let storage = storage.unwrap_or_else(|| tempfile::tempdir().unwrap());
     let database = tempfile::tempdir().unwrap();
     let mut config = ControlPlaneConfig {
@@ -64,6 +73,7 @@ pub async fn start_on(storage: Option<tempfile::TempDir>, database_url: Option<S
     };
     config.auth.signing_key = Some("11".repeat(32));
     config.flows.tick_millis = 50;
+    configure(&mut config);
     let control_plane = ControlPlane::start(config).await.unwrap();
     let admin = control_plane
         .accounts
