@@ -247,7 +247,9 @@ pub fn plan(manifest: &FlowManifest) -> Result<Vec<PlannedFlow>, FieldError> {
         }
         "WebhookCall" => Err(field(
             "spec.tasks[0].kind",
-            "WebhookCall tasks are not available yet (webhooks come with governance)",
+            "WebhookCall flows are webhook subscriptions: POST /datasets/{account}/{name}/webhooks \
+             {url, events} (the target's secret is made by Weir and shown once; WebhookTarget \
+             resources are not read from manifests)",
         )),
         other => Err(field(
             "spec.tasks[0].kind",

@@ -359,6 +359,7 @@ fn functions_do_not_depend_on_the_control_plane_or_its_database() {
                 "weir-control-plane",
                 "weir-flows",
                 "weir-device-registry",
+                "weir-webhooks",
                 "weir-metastore",
                 "weir-events",
                 "sqlx",
@@ -393,6 +394,7 @@ fn only_the_bus_and_the_function_runtime_speak_nats() {
         "weir-flows",
         "weir-metastore",
         "weir-device-registry",
+        "weir-webhooks",
         "weir-control-plane",
         "weir-local",
     ] {
@@ -473,4 +475,25 @@ fn governance_function_depends_on_no_other_function_and_no_cloud_sdk_or_queue() 
         ],
     );
     assert_built_alone_free_of("weir-governance", &["aws-sdk-sqs", "aws-config"]);
+}
+
+#[test]
+fn webhooks_know_neither_odf_nor_storage_nor_the_bus_nor_functions() {
+    // Delivery (HTTP out) and its store; the control plane wires events and flows to it.
+    assert_free_of(
+        "weir-webhooks",
+        &[
+            "weir-odf",
+            "weir-dataset",
+            "weir-events",
+            "weir-flows",
+            "weir-function-runtime",
+            "weir-governance",
+            "datafusion",
+            "object_store",
+            "axum",
+            "async-nats",
+            "async-graphql",
+        ],
+    );
 }
