@@ -17,6 +17,8 @@ pub struct GovernanceConfig {
     /// Commit attempts when concurrent writers keep moving the head.
     pub max_commit_attempts: u32,
     pub docs: DocsLimits,
+    /// Files attached to issues and comments (`POST …/files`).
+    pub max_file_bytes: usize,
 }
 
 impl Default for GovernanceConfig {
@@ -27,6 +29,7 @@ impl Default for GovernanceConfig {
             open_access: false,
             max_commit_attempts: 10,
             docs: DocsLimits::default(),
+            max_file_bytes: 10 * 1024 * 1024,
         }
     }
 }

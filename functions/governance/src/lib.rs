@@ -1,7 +1,9 @@
 //! weir-governance: the governance function. Dataset documentation kept in the dataset itself:
 //! description and keywords (`SetInfo`), license (`SetLicense`, SPDX ids or a named custom
 //! license) and readme and other text attachments (`SetAttachments`), read by readers and changed
-//! by maintainers, committed through weir-dataset's one commit pipeline so any ODF tool sees them.
+//! by maintainers, committed through weir-dataset's one commit pipeline so any ODF tool sees them;
+//! and files attached to issues and comments (`files`), content-addressed in the dataset's
+//! `info/files/`, type-checked from their bytes, served inert.
 //!
 //! Depends on weir-odf, weir-dataset and weir-function-runtime; never on the control plane, its
 //! database or another function. The binary runs it as a Lambda or an HTTP service; `weir up`
@@ -10,6 +12,7 @@
 pub mod config;
 pub mod docs;
 pub mod error;
+pub mod files;
 pub mod routes;
 
 use std::sync::Arc;

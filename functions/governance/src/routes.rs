@@ -4,6 +4,8 @@
 //! - `PATCH /datasets/{account}/{name}/docs`: `{description?, keywords?, license?, readme?}`
 //!   (maintainers), committed as `SetInfo` / `SetLicense` / `SetAttachments`
 //! - `GET|PUT|DELETE /datasets/{account}/{name}/docs/attachments/{path}`: one text attachment
+//! - `POST /datasets/{account}/{name}/files`: a file for issues and comments (signed-in readers);
+//!   `GET …/files/{sha3}.{ext}` serves it back
 
 use std::sync::Arc;
 
@@ -35,19 +37,29 @@ pub struct GovernanceContext {
 
 pub fn router(context: Arc<GovernanceContext>) -> Router {
     // Room for the largest attachment and its JSON escaping in a PATCH's readme.
-    let body_limit = context.config.docs.max_attachment_bytes * 2 + 64 * 1024;
+    let docs_limit =
+        DefaultBodyLimit::max(context.config.docs.max_attachment_bytes * 2 + 64 * 1024);
+    let file_limit = DefaultBodyLimit::max(context.config.max_file_bytes + 1024);
     let router = Router::new()
         .route(
             "/datasets/{account}/{name}/docs",
-            get(read_docs).patch(patch_docs),
+            get(read_docs).patch(patch_docs).layer(docs_limit),
         )
         .route(
             "/datasets/{account}/{name}/docs/attachments/{*path}",
             get(read_attachment)
                 .put(put_attachment)
-                .delete(delete_attachment),
+                .delete(delete_attachment)
+                .layer(docs_limit),
         )
-        .layer(DefaultBodyLimit::max(body_limit))
+        .route(
+            "/datasets/{account}/{name}/files",
+            axum::routing::post(upload_file).layer(file_limit),
+        )
+        .route(
+            "/datasets/{account}/{name}/files/{file}",
+            get(download_file),
+        )
         .with_state(context);
     weir_function_runtime::with_json_errors(router)
 }
@@ -229,6 +241,107 @@ async fn delete_attachment(
         &DocsChange::remove_attachment(path),
     )
     .await
+}
+
+/// What an upload answers: where the file is, to link from a comment.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct FileView {
+    path: String,
+    sha3_256: String,
+    size: usize,
+    media_type: &'static str,
+}
+
+async fn upload_file(
+    State(context): State<Arc<GovernanceContext>>,
+    Path((account, name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(axum::http::StatusCode, Json<FileView>), ApiError> {
+    let path = (account, name);
+    let (dataset, caller) = resolve(&context, &headers, &path, DatasetAction::Read).await?;
+    // Readers who are signed in upload (as they comment); anonymous callers only where the
+    // platform lets them write (an open node).
+    if caller.account_id.is_none()
+        && context
+            .access
+            .decide(&caller, &dataset.id().to_did_string(), DatasetAction::Write)
+            .await?
+            != AccessDecision::Allowed
+    {
+        return Err(ApiError::unauthenticated("sign in to upload files"));
+    }
+    let declared = headers
+        .get(header::CONTENT_TYPE)
+        .map(|value| value.to_str().unwrap_or("(not visible ASCII)"));
+    let file = crate::files::check_upload(&body, declared, context.config.max_file_bytes)?;
+    let key = file.info_key();
+    let stored = dataset.get_info(&key).await.is_ok();
+    if !stored {
+        dataset
+            .put_info(&key, body.clone())
+            .await
+            .map_err(GovernanceError::from)?;
+    }
+    let status = if stored {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(FileView {
+            path: format!("/datasets/{}/{}/files/{}", path.0, path.1, file.to_name()),
+            sha3_256: file.digest.clone(),
+            size: body.len(),
+            media_type: file.media_type(),
+        }),
+    ))
+}
+
+async fn download_file(
+    State(context): State<Arc<GovernanceContext>>,
+    Path((account, name, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (dataset, _) = resolve(&context, &headers, &(account, name), DatasetAction::Read).await?;
+    let not_found = || ApiError::not_found(format!("file `{file}` not found"));
+    let parsed = crate::files::FileName::parse(&file).ok_or_else(not_found)?;
+    let bytes = match dataset.get_info(&parsed.info_key()).await {
+        Ok(bytes) => bytes,
+        Err(weir_dataset::StorageError::NotFound { .. }) => return Err(not_found()),
+        Err(error) => return Err(GovernanceError::from(error).into()),
+    };
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(parsed.media_type()),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    // Images show inline; anything else downloads.
+    let disposition = if parsed.media_type().starts_with("image/") {
+        format!("inline; filename=\"{}\"", parsed.to_name())
+    } else {
+        format!("attachment; filename=\"{}\"", parsed.to_name())
+    };
+    if let Ok(value) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    // Content-addressed: the same name is always the same bytes.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    Ok(response)
 }
 
 impl From<GovernanceError> for ApiError {

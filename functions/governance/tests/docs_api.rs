@@ -392,3 +392,195 @@ async fn attachments_are_checked_and_served_as_inert_text() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_for_issues_are_content_addressed_checked_and_served_inert() {
+    let node = Node::start(false).await;
+    node.create_dataset("shared", "public").await;
+    node.create_dataset("closed", "private").await;
+    let reader = node.user("reader").await;
+    let outsider = node.user("outsider").await;
+    node.grant("admin/closed", "reader", "reader").await;
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR-not-a-real-image".to_vec();
+    let upload =
+        |path: &'static str, token: Option<String>, content_type: &'static str, body: Vec<u8>| {
+            let node = &node;
+            async move {
+                let (status, _, answer) = node
+                    .call(
+                        Method::POST,
+                        path,
+                        token.as_deref(),
+                        Some((content_type, body)),
+                    )
+                    .await;
+                (status, answer)
+            }
+        };
+    let (status, first) = upload(
+        "fn:/datasets/admin/closed/files",
+        Some(reader.clone()),
+        "image/png",
+        png.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let path = first["path"].as_str().unwrap().to_string();
+    assert!(
+        path.starts_with("/datasets/admin/closed/files/") && path.ends_with(".png"),
+        "{path}"
+    );
+    assert_eq!(first["size"], png.len());
+    // The same bytes again: the same file, stored once.
+    let (status, again) = upload(
+        "fn:/datasets/admin/closed/files",
+        Some(node.admin.clone()),
+        "image/png",
+        png.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["path"], first["path"]);
+    // Who may upload: not outsiders (404) nor anonymous callers (401), even on public datasets.
+    assert_eq!(
+        upload(
+            "fn:/datasets/admin/closed/files",
+            Some(outsider.clone()),
+            "image/png",
+            png.clone()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        upload(
+            "fn:/datasets/admin/closed/files",
+            None,
+            "image/png",
+            png.clone()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_error(
+        &upload(
+            "fn:/datasets/admin/shared/files",
+            None,
+            "image/png",
+            png.clone(),
+        )
+        .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "sign in",
+    );
+    // What may be uploaded.
+    for (content_type, body, status, needle) in [
+        (
+            "image/jpeg",
+            png.clone(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not the declared image/jpeg",
+        ),
+        (
+            "image/svg+xml",
+            b"<svg onload=alert(1)/>".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not accepted",
+        ),
+        (
+            "text/html",
+            b"<script>alert(1)</script>".to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "not accepted",
+        ),
+        (
+            "text/plain",
+            vec![0u8, 159, 146, 150],
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "of no accepted type",
+        ),
+        (
+            "text/plain",
+            vec![b'a'; 4097],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "at most 4096",
+        ),
+        ("text/plain", Vec::new(), StatusCode::BAD_REQUEST, "empty"),
+    ] {
+        let answer = upload(
+            "fn:/datasets/admin/shared/files",
+            Some(reader.clone()),
+            content_type,
+            body,
+        )
+        .await;
+        assert_eq!(answer.0, status, "{content_type}: {}", answer.1);
+        assert!(
+            answer.1["message"].as_str().unwrap().contains(needle),
+            "{content_type}: {}",
+            answer.1
+        );
+    }
+    // Downloads: readers only, with headers that keep browsers from running anything.
+    let (status, headers, _) = node
+        .call(Method::GET, &format!("fn:{path}"), Some(&reader), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox")
+    );
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline")
+    );
+    assert_eq!(
+        node.call(Method::GET, &format!("fn:{path}"), Some(&outsider), None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, answer) = upload(
+        "fn:/datasets/admin/shared/files",
+        Some(reader.clone()),
+        "text/csv",
+        b"a,b\n1,2\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    let (_, headers, body) = node
+        .call(
+            Method::GET,
+            &format!("fn:{}", answer["path"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert!(
+        headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(body, json!("a,b\n1,2\n"));
+    for missing in [
+        format!("fn:/datasets/admin/shared/files/{}.png", "0".repeat(64)),
+        "fn:/datasets/admin/shared/files/..%2F..%2Fblocks.png".to_string(),
+        "fn:/datasets/admin/shared/files/x.html".to_string(),
+    ] {
+        assert_eq!(
+            node.call(Method::GET, &missing, None, None).await.0,
+            StatusCode::NOT_FOUND,
+            "{missing}"
+        );
+    }
+}

@@ -86,6 +86,7 @@ impl Node {
         let function: weir_governance::GovernanceConfig = serde_json::from_value(json!({
             "storage": {"kind": "local_fs", "root_dir": dir.path().join("datasets")},
             "control_plane": {"url": url, "permission_cache_seconds": 0},
+            "max_file_bytes": 4096,
         }))
         .unwrap();
         let function_url = serve(weir_governance::build(function).await.unwrap()).await;
