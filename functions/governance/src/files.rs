@@ -184,7 +184,7 @@ mod tests {
             format!("{}.png", "A".repeat(64)),
             format!("{}.png", "a".repeat(63)),
             "../../blocks/x.png".to_string(),
-            format!("{digest}"),
+            digest.to_string(),
         ] {
             assert!(FileName::parse(&bad).is_none(), "{bad}");
         }
