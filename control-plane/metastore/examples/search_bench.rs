@@ -123,6 +123,10 @@ async fn main() {
         })
     );
     metastore.close().await;
+    if std::env::var("WEIR_BENCH_KEEP").is_ok() {
+        eprintln!("kept database {database}");
+        return;
+    }
     sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)"))
         .execute(&mut admin)
         .await
