@@ -20,13 +20,15 @@ use crate::services::datasets::DatasetView;
 pub type WeirSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// Every query field: datasets and accounts here, flows in `graphql_flows`, the device registry
-/// in `graphql_devices`, issues and discussions in `graphql_governance`.
+/// in `graphql_devices`, issues and discussions in `graphql_governance`, webhooks in
+/// `graphql_webhooks`.
 #[derive(MergedObject)]
 pub struct Query(
     QueryRoot,
     crate::graphql_flows::FlowsQuery,
     crate::graphql_devices::DevicesQuery,
     crate::graphql_governance::GovernanceQuery,
+    crate::graphql_webhooks::WebhooksQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -34,6 +36,7 @@ pub struct Mutation(
     crate::graphql_flows::FlowsMutation,
     crate::graphql_devices::DevicesMutation,
     crate::graphql_governance::GovernanceMutation,
+    crate::graphql_webhooks::WebhooksMutation,
 );
 
 /// The schema is built once; each request adds its caller.
@@ -44,6 +47,7 @@ pub fn routes(control_plane: Arc<ControlPlane>) -> Router<Arc<ControlPlane>> {
             crate::graphql_flows::FlowsQuery,
             crate::graphql_devices::DevicesQuery,
             crate::graphql_governance::GovernanceQuery,
+            crate::graphql_webhooks::WebhooksQuery,
         ),
         Mutation::default(),
         EmptySubscription,
@@ -292,6 +296,32 @@ impl Dataset {
     }
     async fn your_role(&self) -> Option<&str> {
         self.0.your_role.map(|role| role.as_str())
+    }
+    /// Its documentation as its chain holds it (the governance function changes it):
+    /// `{description, keywords, license, readme}`; `license` is the SPDX id or short name.
+    /// Read from storage, so it costs as much as 50 fields (pages of at most 100 datasets).
+    #[graphql(complexity = 50)]
+    async fn documentation(
+        &self,
+        context: &Context<'_>,
+    ) -> async_graphql::Result<async_graphql::Json<serde_json::Value>> {
+        let control_plane = context.data_unchecked::<Arc<ControlPlane>>();
+        let id: weir_odf::DatasetId = self
+            .0
+            .id
+            .parse()
+            .map_err(|_| async_graphql::Error::new("the dataset id does not parse"))?;
+        let docs = control_plane
+            .indexer
+            .documentation(&id)
+            .await
+            .map_err(to_graphql)?;
+        Ok(async_graphql::Json(serde_json::json!({
+            "description": docs.description,
+            "keywords": docs.keywords,
+            "license": docs.license,
+            "readme": docs.readme,
+        })))
     }
     async fn num_records(&self) -> i64 {
         self.0

@@ -162,7 +162,7 @@ impl Indexer {
 
     /// What search sees of the documentation in force at the head: the newest `SetInfo`,
     /// `SetLicense` and `SetAttachments` of the chain.
-    async fn documentation(&self, id: &DatasetId) -> ServiceResult<DatasetDocs> {
+    pub async fn documentation(&self, id: &DatasetId) -> ServiceResult<DatasetDocs> {
         let chain = self
             .store
             .dataset(id)

@@ -18,6 +18,7 @@ pub mod graphql_devices;
 pub mod graphql_flows;
 pub mod graphql_governance;
 pub mod graphql_limits;
+pub mod graphql_webhooks;
 pub mod indexer;
 pub mod leader;
 pub mod node;

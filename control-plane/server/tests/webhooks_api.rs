@@ -295,9 +295,47 @@ async fn signed_deliveries_retries_and_disabling() {
         hook.received.lock().unwrap().payloads.len() >= 4
     })
     .await;
-    let received = hook.received.lock().unwrap();
-    assert_eq!(received.payloads[3]["type"], "comment.added");
-    assert!(received.rejected.is_empty(), "{:?}", received.rejected);
+    {
+        let received = hook.received.lock().unwrap();
+        assert_eq!(received.payloads[3]["type"], "comment.added");
+        assert!(received.rejected.is_empty(), "{:?}", received.rejected);
+    }
+    // GraphQL creates and shows subscriptions too.
+    let query = format!(
+        r#"mutation {{ createWebhook(account: "admin", name: "rates", url: "{}", events: ["thread.changed"]) }}"#,
+        hook.url
+    );
+    let (_, created) = node
+        .send_json(
+            Method::POST,
+            "/graphql",
+            Some(&node.admin),
+            json!({"query": query}),
+        )
+        .await;
+    let created = &created["data"]["createWebhook"];
+    assert!(
+        created["secret"].as_str().unwrap().starts_with("whsec_"),
+        "{created}"
+    );
+    let query = format!(
+        r#"{{ webhook(id: "{}") }}"#,
+        created["id"].as_str().unwrap()
+    );
+    let (_, shown) = node
+        .send_json(
+            Method::POST,
+            "/graphql",
+            Some(&node.admin),
+            json!({"query": query}),
+        )
+        .await;
+    assert_eq!(
+        shown["data"]["webhook"]["events"],
+        json!(["thread.changed"]),
+        "{shown}"
+    );
+    assert!(shown["data"]["webhook"].get("secret").is_none());
 }
 
 #[tokio::test]
@@ -422,6 +460,51 @@ async fn who_may_subscribe_and_which_targets_are_refused() {
         node.get("/webhooks/whk_nothere", Some(&outsider)).await.0,
         StatusCode::NOT_FOUND
     );
+    // GraphQL: the same checks and shapes.
+    let graphql = |token: String, query: &str| {
+        let node = &node;
+        let query = query.to_string();
+        async move {
+            node.send_json(
+                Method::POST,
+                "/graphql",
+                Some(&token),
+                json!({"query": query}),
+            )
+            .await
+            .1
+        }
+    };
+    let refused = graphql(
+        reader.clone(),
+        r#"mutation { createWebhook(account: "admin", name: "rates", url: "https://hooks.example.com/x", events: ["issue.opened"]) }"#,
+    )
+    .await;
+    assert!(
+        refused["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("maintainer"),
+        "{refused}"
+    );
+    let private = graphql(
+        node.admin.clone(),
+        r#"mutation { createWebhook(account: "admin", name: "rates", url: "http://10.0.0.8/x", events: ["issue.opened"]) }"#,
+    )
+    .await;
+    assert!(
+        private["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("private"),
+        "{private}"
+    );
+    let listed = graphql(
+        node.admin.clone(),
+        r#"{ webhooks(account: "admin", name: "rates") }"#,
+    )
+    .await;
+    assert_eq!(listed["data"]["webhooks"], json!([]), "{listed}");
     assert_eq!(
         node.get("/webhooks/'; DROP", Some(&outsider)).await.0,
         StatusCode::NOT_FOUND

@@ -124,6 +124,25 @@ async fn documentation_lands_in_the_chain_and_search_finds_it(postgres: bool) {
         .await;
     assert_eq!(status, StatusCode::OK, "{graphql}");
     assert_eq!(graphql["data"]["datasets"], json!([{"name": "rain"}]));
+    // GraphQL reads the documentation from the chain.
+    let (_, documented) = node
+        .json(
+            Method::POST,
+            "/graphql",
+            None,
+            json!({"query": "{ dataset(account: \"admin\", name: \"rain\") { documentation } }"}),
+        )
+        .await;
+    assert_eq!(
+        documented["data"]["dataset"]["documentation"],
+        json!({
+            "description": "Hourly rainfall from tipping-bucket gauges",
+            "keywords": ["Weather", "rain"],
+            "license": "CC0-1.0",
+            "readme": "# Rain\nCalibrated every spring.\n",
+        }),
+        "{documented}"
+    );
     let (_, bad) = node
         .json(
             Method::POST,
