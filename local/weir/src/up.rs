@@ -127,6 +127,9 @@ fn embedded_config(data_dir: &Path) -> Result<ControlPlaneConfig, String> {
         ..Default::default()
     };
     config.auth.signing_key = Some(signing_key);
+    // A local node's user develops against receivers on their own machine: webhooks may call
+    // loopback and private addresses here (a deployed control plane refuses them by default).
+    config.webhooks.allow_private_targets = true;
     Ok(config)
 }
 
