@@ -81,6 +81,23 @@ async fn event_types(
     })
 }
 
+async fn may_read(
+    control_plane: &ControlPlane,
+    account_id: &str,
+    entry: &weir_metastore::DatasetEntry,
+) -> ServiceResult<bool> {
+    let Some(account) = control_plane.metastore.account_by_id(account_id).await? else {
+        return Ok(false);
+    };
+    let caller = weir_function_runtime::Caller {
+        account_id: Some(account.id),
+        account_name: Some(account.name),
+        is_admin: account.is_admin,
+        token: None,
+    };
+    Ok(control_plane.access.role(&caller, entry).await?.is_some())
+}
+
 /// Queues the deliveries an event implies and runs the dataset's webhook flow.
 pub async fn dispatch(control_plane: &ControlPlane, envelope: &EventEnvelope) -> ServiceResult<()> {
     let Some((dataset_id, types)) = event_types(control_plane, &envelope.event).await else {
@@ -100,6 +117,11 @@ pub async fn dispatch(control_plane: &ControlPlane, envelope: &EventEnvelope) ->
             .matching(&dataset_id, &entry.owner_id, event_type)
             .await?;
         for subscription in subscriptions {
+            // Permissions follow the dataset: a subscriber who may no longer read it (a role
+            // taken away, the dataset made private) hears nothing of it.
+            if !may_read(control_plane, &subscription.owner_id, &entry).await? {
+                continue;
+            }
             let id = DeliveryId::generate(&uuid::Uuid::new_v4().simple().to_string());
             let payload = json!({
                 "type": event_type.as_str(),

@@ -300,6 +300,58 @@ async fn signed_deliveries_retries_and_disabling() {
         assert_eq!(received.payloads[3]["type"], "comment.added");
         assert!(received.rejected.is_empty(), "{:?}", received.rejected);
     }
+    // A subscriber who may no longer read the dataset hears nothing of it.
+    let reader = node.user("watcher").await;
+    node.send_json(
+        Method::PUT,
+        "/datasets/admin/rates/roles/watcher",
+        Some(&node.admin),
+        json!({"role": "maintainer"}),
+    )
+    .await;
+    let watcher_hook = receiver().await;
+    let (status, watching) = subscribe(
+        &node,
+        "/datasets/admin/rates/webhooks",
+        &reader,
+        &watcher_hook.url,
+        json!(["comment.added"]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{watching}");
+    *watcher_hook.secret.lock().unwrap() = watching["secret"].as_str().unwrap().to_string();
+    node.send_json(
+        Method::POST,
+        "/datasets/admin/rates/issues/1/comments",
+        Some(&node.admin),
+        json!({"body": "One"}),
+    )
+    .await;
+    wait_for("the watcher's delivery", || {
+        watcher_hook.received.lock().unwrap().payloads.len() == 1
+    })
+    .await;
+    node.call(
+        Method::DELETE,
+        "/datasets/admin/rates/roles/watcher",
+        Some(&node.admin),
+        None,
+    )
+    .await;
+    node.send_json(
+        Method::POST,
+        "/datasets/admin/rates/issues/1/comments",
+        Some(&node.admin),
+        json!({"body": "Two"}),
+    )
+    .await;
+    wait_for("the owner's delivery", || {
+        hook.received.lock().unwrap().payloads.len() >= 6
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(watcher_hook.received.lock().unwrap().payloads.len(), 1);
+
     // GraphQL creates and shows subscriptions too.
     let query = format!(
         r#"mutation {{ createWebhook(account: "admin", name: "rates", url: "{}", events: ["thread.changed"]) }}"#,
