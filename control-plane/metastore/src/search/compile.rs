@@ -71,6 +71,27 @@ pub fn escape_like(text: &str) -> String {
     escaped
 }
 
+/// `[low, high)` holding exactly the lowercase ASCII letter-and-digit words that start with
+/// `word`, in byte order and in the locale orders of PostgreSQL alike (digits before letters,
+/// no punctuation involved): `high` is `word` with trailing `z`s dropped and its last character
+/// moved to the next one (`9` to `a`); `None` when only `z`s remain (every greater word starts
+/// with `word`). `None` for other words.
+pub fn prefix_range(word: &str) -> Option<(String, Option<String>)> {
+    if word.is_empty()
+        || !word
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut high: Vec<u8> = word.trim_end_matches('z').bytes().collect();
+    let Some(last) = high.pop() else {
+        return Some((word.to_string(), None));
+    };
+    high.push(if last == b'9' { b'a' } else { last + 1 });
+    Some((word.to_string(), Some(String::from_utf8(high).ok()?)))
+}
+
 fn column(field: Field) -> &'static str {
     match field {
         Field::Name => "lower(datasets.name)",
@@ -163,12 +184,26 @@ impl Compiler {
                 let mut all = Vec::new();
                 for word in words {
                     let inside = self.bind(Bind::Text(format!("%{}%", escape_like(word))));
-                    let prefix = self.bind(Bind::Text(format!("{}%", escape_like(word))));
+                    // Words starting with `word`: an index range where the word is ASCII (a
+                    // LIKE prefix cannot use PostgreSQL's index under a locale collation, nor
+                    // a prepared statement's generic plan), a LIKE otherwise.
+                    let prefix = match prefix_range(word) {
+                        Some((low, Some(high))) => {
+                            let low = self.bind(Bind::Text(low));
+                            let high = self.bind(Bind::Text(high));
+                            format!("t.term >= {low} AND t.term < {high}")
+                        }
+                        Some((low, None)) => format!("t.term >= {}", self.bind(Bind::Text(low))),
+                        None => format!(
+                            "t.term LIKE {} ESCAPE '\\'",
+                            self.bind(Bind::Text(format!("{}%", escape_like(word))))
+                        ),
+                    };
                     all.push(format!(
                         "(lower(datasets.name) LIKE {inside} ESCAPE '\\' \
                          OR lower(datasets.owner_name) LIKE {inside} ESCAPE '\\' \
                          OR EXISTS (SELECT 1 FROM dataset_terms t WHERE t.dataset_id = datasets.id \
-                         AND t.term LIKE {prefix} ESCAPE '\\') \
+                         AND {prefix}) \
                          OR EXISTS (SELECT 1 FROM governance_threads gt \
                          WHERE gt.dataset_id = datasets.id AND gt.kind = 'issue' \
                          AND lower(gt.title) LIKE {inside} ESCAPE '\\'))"

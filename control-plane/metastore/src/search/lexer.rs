@@ -87,6 +87,18 @@ pub(super) fn tokenize(input: &str) -> Result<Vec<(usize, Token)>, SearchError> 
                 while chars.get(i).is_some_and(char::is_ascii_digit) {
                     i += 1;
                 }
+                // Digits running into letters are a word (`2026q3`): text in a full-text
+                // query, an unknown field elsewhere.
+                if c != '-' && chars.get(i).is_some_and(|c| c.is_alphabetic() || *c == '_') {
+                    while chars
+                        .get(i)
+                        .is_some_and(|c| c.is_alphanumeric() || *c == '_' || *c == '-' || *c == '.')
+                    {
+                        i += 1;
+                    }
+                    tokens.push((start, Token::Word(chars[start..i].iter().collect())));
+                    continue;
+                }
                 let text: String = chars[start..i].iter().collect();
                 if chars
                     .get(i)

@@ -55,6 +55,10 @@ fn plain_words_and_quoted_text_are_full_text_queries() {
         Expr::Text(vec!["rain".into(), "gauge".into()])
     );
     assert_eq!(parse("'rain-gauge'").unwrap(), parse("rain gauge").unwrap());
+    assert_eq!(
+        parse("2026q3 report").unwrap(),
+        Expr::Text(vec!["2026q3".into(), "report".into()])
+    );
     assert!(matches!(
         parse("'rain' AND license = 'MIT'").unwrap(),
         Expr::And(..)
@@ -79,6 +83,8 @@ fn errors_name_their_position() {
         ("numRecords > 99999999999999999999", 13, "64-bit"),
         ("", 0, "empty"),
         ("name NOT = 'a'", 9, "NOT after a field"),
+        ("dataSize > 10MB", 11, "whole number"),
+        ("2026q3 = 'x'", 0, "unknown field `2026q3`"),
     ] {
         let error = parse(input).unwrap_err();
         assert_eq!(error.position, position, "{input}: {error}");
@@ -118,4 +124,30 @@ fn values_become_binds_and_never_reach_the_sql_text() {
     );
     assert!(compiled.sql.contains("$3") && compiled.sql.contains("$4"));
     assert!(!compiled.sql.contains("$5"));
+}
+
+#[test]
+fn prefix_ranges_hold_exactly_the_words_with_the_prefix() {
+    use super::compile::prefix_range;
+    assert_eq!(
+        prefix_range("river"),
+        Some(("river".into(), Some("rives".into())))
+    );
+    assert_eq!(
+        prefix_range("quiz"),
+        Some(("quiz".into(), Some("quj".into())))
+    );
+    assert_eq!(prefix_range("a9"), Some(("a9".into(), Some("aa".into()))));
+    assert_eq!(prefix_range("zz"), Some(("zz".into(), None)));
+    assert_eq!(prefix_range("café"), None);
+    let words = [
+        "quiz", "quizzes", "quj", "qui", "quizz9", "r", "a9", "a9z", "aa", "a8", "zz", "zzz", "zy",
+    ];
+    for prefix in ["quiz", "a9", "zz", "q"] {
+        let (low, high) = prefix_range(prefix).unwrap();
+        for word in words {
+            let inside = word >= low.as_str() && high.as_deref().is_none_or(|high| word < high);
+            assert_eq!(inside, word.starts_with(prefix), "{prefix}: {word}");
+        }
+    }
 }
