@@ -6,6 +6,8 @@ CREATE TABLE dataset_docs (
     license TEXT,
     readme TEXT
 );
+-- `license = 'cc0-1.0'` finds its datasets through this index.
+CREATE INDEX dataset_docs_license ON dataset_docs ((lower(COALESCE(license, ''))));
 
 -- Keywords, lowercased: `keywords = 'x'` is one indexed lookup.
 CREATE TABLE dataset_keywords (

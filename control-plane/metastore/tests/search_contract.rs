@@ -11,6 +11,7 @@ contract_tests!(
     search_applies_permissions_before_paging,
     search_values_are_bound_never_spliced,
     documentation_is_replaced_not_merged,
+    undocumented_datasets_meet_what_the_empty_text_meets,
 );
 
 fn account(id: &str, name: &str) -> NewAccount {
@@ -357,4 +358,40 @@ async fn documentation_is_replaced_not_merged(backend: Backend) {
             .await
             .is_empty()
     );
+}
+
+async fn undocumented_datasets_meet_what_the_empty_text_meets(backend: Backend) {
+    let metastore = &backend.metastore;
+    let owner = seed(metastore).await;
+    let bare = DatasetEntry {
+        id: "did:odf:bare".into(),
+        owner_id: owner.id.clone(),
+        owner_name: owner.name.clone(),
+        name: "bare".into(),
+        kind: "root".into(),
+        storage_location: "file:///data/bare".into(),
+        visibility: Visibility::Public,
+        created_at: 2000,
+        head_hash: None,
+        head_sequence: None,
+    };
+    metastore.create_dataset(&bare, &[]).await.unwrap();
+    let has_bare = |names: Vec<String>| names.iter().any(|name| name == "bare");
+    for (expression, expected) in [
+        ("license = 'cc0-1.0'", false),
+        ("license IN ('cc0-1.0', 'mit')", false),
+        ("description LIKE '%gauges%'", false),
+        ("license IN ('', 'mit')", true),
+        ("description LIKE '%'", true),
+        ("description NOT LIKE '%gauges%'", true),
+        ("license != 'cc0-1.0'", true),
+        ("NOT license = 'cc0-1.0'", true),
+        ("description = ''", true),
+    ] {
+        assert_eq!(
+            has_bare(search(metastore, expression, ListingScope::All).await),
+            expected,
+            "{expression}"
+        );
+    }
 }

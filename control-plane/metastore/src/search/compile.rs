@@ -20,31 +20,19 @@ pub struct Compiled {
     pub joins: String,
 }
 
-fn uses(expr: &Expr, fields: &[Field]) -> bool {
-    match expr {
-        Expr::Compare(field, ..) | Expr::Like { field, .. } | Expr::In { field, .. } => {
-            fields.contains(field)
-        }
-        Expr::Text(_) => false,
-        Expr::And(left, right) | Expr::Or(left, right) => uses(left, fields) || uses(right, fields),
-        Expr::Not(inner) => uses(inner, fields),
-    }
-}
-
 pub fn compile(expr: &Expr, first: usize) -> Result<Compiled, SearchError> {
     let mut compiler = Compiler {
         binds: Vec::new(),
         first,
+        statistics_join: false,
+        docs_join: false,
     };
     let sql = compiler.expr(expr)?;
     let mut joins = String::new();
-    if uses(
-        expr,
-        &[Field::NumRecords, Field::DataSize, Field::LastUpdated],
-    ) {
+    if compiler.statistics_join {
         joins.push_str(" LEFT JOIN dataset_statistics s ON s.dataset_id = datasets.id");
     }
-    if uses(expr, &[Field::License, Field::Description]) {
+    if compiler.docs_join {
         joins.push_str(" LEFT JOIN dataset_docs g ON g.dataset_id = datasets.id");
     }
     Ok(Compiled {
@@ -57,6 +45,24 @@ pub fn compile(expr: &Expr, first: usize) -> Result<Compiled, SearchError> {
 struct Compiler {
     binds: Vec<Bind>,
     first: usize,
+    /// Whether the condition reads `s.` or `g.` columns, which need their join.
+    statistics_join: bool,
+    docs_join: bool,
+}
+
+/// A documentation column as a condition on `dataset_docs d` alone: used for conditions that
+/// no dataset without documentation meets (an `=`, `IN` or `LIKE` that the empty text does
+/// not satisfy), as an indexed semi-join instead of a join over every dataset.
+fn docs_column(field: Field) -> Option<&'static str> {
+    match field {
+        Field::License => Some("lower(COALESCE(d.license, ''))"),
+        Field::Description => Some("lower(COALESCE(d.description, ''))"),
+        _ => None,
+    }
+}
+
+fn docs_semi_join(condition: &str) -> String {
+    format!("datasets.id IN (SELECT d.dataset_id FROM dataset_docs d WHERE {condition})")
 }
 
 /// Escapes `\`, `%` and `_` so that `text` matches itself in a LIKE with `ESCAPE '\'`.
@@ -125,6 +131,16 @@ impl Compiler {
         format!("${}", self.first + self.binds.len() - 1)
     }
 
+    /// A field's column in the joined form, noting the join it needs.
+    fn column(&mut self, field: Field) -> &'static str {
+        match field {
+            Field::NumRecords | Field::DataSize | Field::LastUpdated => self.statistics_join = true,
+            Field::License | Field::Description => self.docs_join = true,
+            _ => {}
+        }
+        column(field)
+    }
+
     fn value(&mut self, value: &Value) -> String {
         match value {
             Value::Text(text) => self.bind(Bind::Text(text.clone())),
@@ -150,9 +166,16 @@ impl Compiler {
                     }
                 }
             }
+            Expr::Compare(field, CompareOp::Eq, value @ Value::Text(text))
+                if !text.is_empty() && docs_column(*field).is_some() =>
+            {
+                let placeholder = self.value(value);
+                let column = docs_column(*field).unwrap_or_default();
+                docs_semi_join(&format!("{column} = {placeholder}"))
+            }
             Expr::Compare(field, op, value) => {
                 let placeholder = self.value(value);
-                format!("{} {} {placeholder}", column(*field), op.sql())
+                format!("{} {} {placeholder}", self.column(*field), op.sql())
             }
             Expr::Like {
                 field,
@@ -160,7 +183,16 @@ impl Compiler {
                 negated,
             } => {
                 let placeholder = self.bind(Bind::Text(pattern.clone()));
-                let condition = format!("{} LIKE {placeholder} ESCAPE '\\'", column(*field));
+                let matches_empty = pattern.chars().all(|c| c == '%');
+                if let Some(column) = docs_column(*field)
+                    && !negated
+                    && !matches_empty
+                {
+                    return Ok(docs_semi_join(&format!(
+                        "{column} LIKE {placeholder} ESCAPE '\\'"
+                    )));
+                }
+                let condition = format!("{} LIKE {placeholder} ESCAPE '\\'", self.column(*field));
                 match field {
                     Field::Keywords => any_keyword(&condition, *negated),
                     _ if *negated => format!("(NOT {condition})"),
@@ -173,7 +205,19 @@ impl Compiler {
                 negated,
             } => {
                 let list: Vec<String> = values.iter().map(|value| self.value(value)).collect();
-                let condition = format!("{} IN ({})", column(*field), list.join(", "));
+                let has_empty = values
+                    .iter()
+                    .any(|value| *value == Value::Text(String::new()));
+                if let Some(column) = docs_column(*field)
+                    && !negated
+                    && !has_empty
+                {
+                    return Ok(docs_semi_join(&format!(
+                        "{column} IN ({})",
+                        list.join(", ")
+                    )));
+                }
+                let condition = format!("{} IN ({})", self.column(*field), list.join(", "));
                 match field {
                     Field::Keywords => any_keyword(&condition, *negated),
                     _ if *negated => format!("(NOT {condition})"),
