@@ -369,8 +369,9 @@ impl FlowConfig {
 
     /// What a derivative without a configured transform flow does: compute after every input
     /// commit, recover from breaking changes, retry transient failures three times.
-    /// A dataset's webhook flow: runs when an event queued deliveries, retries a failed round
-    /// with growing waits (subscriptions disable themselves after their own failure count).
+    /// A dataset's webhook flow, stored when its first delivery is queued: runs when an event
+    /// queued deliveries, retries a failed round with growing waits (subscriptions disable
+    /// themselves after their own failure count).
     pub fn default_webhook() -> Self {
         Self {
             trigger: Trigger::Manual,

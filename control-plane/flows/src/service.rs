@@ -99,9 +99,6 @@ impl FlowService {
         match (key.flow_type, target) {
             (FlowType::Transform, Target::Derivative) => Some(FlowConfig::default_transform()),
             (FlowType::Gc, Target::System) => Some(self.default_gc.clone()),
-            (FlowType::Webhook, Target::Root | Target::Derivative) => {
-                Some(FlowConfig::default_webhook())
-            }
             _ => None,
         }
     }

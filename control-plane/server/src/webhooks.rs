@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use weir_events::{EventEnvelope, WeirEvent};
-use weir_flows::model::{FlowKey, FlowType};
+use weir_flows::model::{FlowConfig, FlowKey, FlowType};
 use weir_function_runtime::task::{LeasedTask, TaskHandler, TaskOutcome};
 use weir_odf::{DatasetId, MetadataEvent, Multihash};
 use weir_webhooks::deliver::{Attempt, DeliveryOptions, deliver};
@@ -149,13 +149,24 @@ pub async fn dispatch(control_plane: &ControlPlane, envelope: &EventEnvelope) ->
     if deliveries.is_empty() || control_plane.webhooks.enqueue(&deliveries).await? == 0 {
         return Ok(());
     }
-    control_plane
+    let key = FlowKey::new(&dataset_id, FlowType::Webhook);
+    let flows = &control_plane.flows;
+    // The flow exists from the dataset's first delivery on (its config can then be changed
+    // like any other flow's); datasets without webhooks list no webhook flow.
+    if flows
         .flows
-        .trigger_manual(
-            &FlowKey::new(&dataset_id, FlowType::Webhook),
-            target_of(&entry),
-            TRIGGERED_BY,
-        )
+        .binding(&key)
+        .await
+        .map_err(ServiceError::from)?
+        .is_none()
+    {
+        flows
+            .configure(&key, target_of(&entry), FlowConfig::default_webhook())
+            .await
+            .map_err(ServiceError::from)?;
+    }
+    flows
+        .trigger_manual(&key, target_of(&entry), TRIGGERED_BY)
         .await
         .map_err(ServiceError::from)?;
     Ok(())
