@@ -231,7 +231,12 @@ impl DatasetRepository for SqlMetastore {
              ORDER BY alias_key LIMIT $3 OFFSET $4",
             COLUMNS = QUALIFIED_DATASET_COLUMNS,
         );
+        // A search's SQL differs with each expression, and PostgreSQL's generic plan of a
+        // prepared statement (after five runs) ignores how selective its values are (a nested
+        // loop over every dataset: 2-3x slower in tests/bench/search.sh): searches are planned
+        // for their values each time and never cached.
         let mut query = sqlx::query(&sql)
+            .persistent(compiled.is_none())
             .bind(owner_prefix)
             .bind(search)
             .bind(if filter.limit > 0 { filter.limit } else { 100 })
