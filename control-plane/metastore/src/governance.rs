@@ -8,49 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::error::MetastoreResult;
 use crate::model::OutboxMessage;
 
-macro_rules! typed_id {
-    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            pub const PREFIX: &'static str = $prefix;
-
-            /// A new random id.
-            pub fn generate(random: &str) -> Self {
-                Self(format!("{}{random}", $prefix))
-            }
-
-            /// An id a caller gave: refused unless it has our prefix and safe characters.
-            pub fn parse(text: &str) -> Option<Self> {
-                let rest = text.strip_prefix($prefix)?;
-                (!rest.is_empty()
-                    && rest.len() <= 64
-                    && rest.chars().all(|c| c.is_ascii_alphanumeric()))
-                .then(|| Self(text.to_string()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-typed_id!(
+crate::typed_id!(
     /// A thread (issue or discussion): `thr_…`.
     ThreadId,
     "thr_"
 );
-typed_id!(
+crate::typed_id!(
     /// A comment: `cmt_…`.
     CommentId,
     "cmt_"

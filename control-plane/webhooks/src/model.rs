@@ -2,44 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-macro_rules! typed_id {
-    ($(#[$meta:meta])* $name:ident, $prefix:literal) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            pub fn generate(random: &str) -> Self {
-                Self(format!("{}{random}", $prefix))
-            }
-
-            /// An id a caller gave: our prefix and then letters and digits only.
-            pub fn parse(text: &str) -> Option<Self> {
-                let rest = text.strip_prefix($prefix)?;
-                (!rest.is_empty() && rest.len() <= 64 && rest.chars().all(|c| c.is_ascii_alphanumeric()))
-                    .then(|| Self(text.to_string()))
-            }
-
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-typed_id!(
+weir_metastore::typed_id!(
     /// A subscription: `whk_…` (also the signature's `keyid`).
     WebhookId,
     "whk_"
 );
-typed_id!(
+weir_metastore::typed_id!(
     /// A delivery: `dlv_…` (the `Webhook-Id` header; receivers deduplicate on it).
     DeliveryId,
     "dlv_"

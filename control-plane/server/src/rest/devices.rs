@@ -16,7 +16,7 @@ use weir_device_registry::{
 };
 use weir_function_runtime::ApiError;
 
-use super::{AppState, caller};
+use super::{AppState, body, caller};
 use crate::node::ControlPlane;
 use crate::services::devices::{
     AccountQuota, IssuedToken, NewApplication, NewToken, NewVersion, ResolveAnswer, UsageReport,
@@ -64,20 +64,6 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
             "/accounts/{name}/device-quota",
             get(get_quota).put(put_quota).delete(delete_quota),
         )
-}
-
-/// A JSON body, or 400 naming the field at fault.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if matches!(path.as_str(), "." | "?" | "") {
-            ApiError::invalid_input(format!("invalid {what}: {inner}"))
-        } else {
-            ApiError::invalid_input(format!("invalid {what} field `{path}`: {inner}"))
-        }
-    })
 }
 
 type Answer<T> = Result<Json<T>, ApiError>;

@@ -14,7 +14,7 @@ use weir_metastore::governance::{
     Comment, CommentEdit, Posting, Thread, ThreadFilter, ThreadKind, ThreadState,
 };
 
-use super::{AppState, caller};
+use super::{AppState, body, caller};
 use crate::node::ControlPlane;
 use crate::services::governance::{
     CommentChange, NewCommentRequest, NewThreadRequest, ThreadChange, ThreadView,
@@ -50,20 +50,6 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
             "/datasets/{owner}/{name}/governance",
             get(get_settings).put(put_settings),
         )
-}
-
-/// A JSON body, or 400 naming the field at fault.
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if matches!(path.as_str(), "." | "?" | "") {
-            ApiError::invalid_input(format!("invalid {what}: {inner}"))
-        } else {
-            ApiError::invalid_input(format!("invalid {what} field `{path}`: {inner}"))
-        }
-    })
 }
 
 /// `issues` or `discussions`; anything else is not a route.

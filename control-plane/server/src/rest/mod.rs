@@ -30,6 +30,23 @@ pub async fn caller(control_plane: &ControlPlane, headers: &HeaderMap) -> Result
     Ok(control_plane.accounts.authenticate(authorization).await?)
 }
 
+/// A JSON body, or 400 naming the field at fault (`invalid <what> field `a.b`: ...`).
+pub(crate) fn body<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        if matches!(path.as_str(), "." | "?" | "") {
+            ApiError::invalid_input(format!("invalid {what}: {inner}"))
+        } else {
+            ApiError::invalid_input(format!("invalid {what} field `{path}`: {inner}"))
+        }
+    })
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Weir control plane", description = "Datasets, accounts, tokens, roles and lineage of a Weir node."),

@@ -13,9 +13,9 @@ use serde::Deserialize;
 use weir_function_runtime::ApiError;
 use weir_webhooks::{Delivery, Subscription};
 
-use super::{AppState, caller};
+use super::{AppState, body, caller};
 use crate::node::ControlPlane;
-use crate::services::webhooks::{CreatedSubscription, NewSubscription, Scope};
+use crate::services::webhooks::{CreatedSubscription, Scope};
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -30,19 +30,6 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         .route("/webhooks/{id}", get(get_webhook).delete(delete_webhook))
         .route("/webhooks/{id}/enable", post(enable_webhook))
         .route("/webhooks/{id}/deliveries", get(deliveries))
-}
-
-fn request(bytes: &[u8]) -> Result<NewSubscription, ApiError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        if matches!(path.as_str(), "." | "?" | "") {
-            ApiError::invalid_input(format!("invalid webhook: {inner}"))
-        } else {
-            ApiError::invalid_input(format!("invalid webhook field `{path}`: {inner}"))
-        }
-    })
 }
 
 type Created = Result<(StatusCode, Json<CreatedSubscription>), ApiError>;
@@ -67,7 +54,7 @@ async fn create_dataset_webhook(
                 owner: &owner,
                 name: &name,
             },
-            request(&bytes)?,
+            body(&bytes, "webhook")?,
         )
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -109,7 +96,11 @@ async fn create_account_webhook(
     let caller = caller(&control_plane, &headers).await?;
     let created = control_plane
         .webhooks_api()
-        .create(&caller, Scope::Account { name: &name }, request(&bytes)?)
+        .create(
+            &caller,
+            Scope::Account { name: &name },
+            body(&bytes, "webhook")?,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
