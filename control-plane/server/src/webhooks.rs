@@ -48,23 +48,18 @@ async fn schema_changed(control_plane: &ControlPlane, dataset_id: &str, head: &s
     false
 }
 
-/// The webhook event types an event is, with the dataset it concerns.
-async fn event_types(
-    control_plane: &ControlPlane,
-    event: &WeirEvent,
-) -> Option<(String, Vec<EventType>)> {
+/// The webhook event types an event may be, with the dataset it concerns. A commit is
+/// `dataset.schema.changed` only if its blocks hold a schema, which `dispatch` reads from
+/// storage only when a subscription wants that type.
+fn event_types(event: &WeirEvent) -> Option<(String, Vec<EventType>)> {
     Some(match event {
-        WeirEvent::BlockCommitted {
-            dataset_id,
-            block_hash,
-            ..
-        } => {
-            let mut types = vec![EventType::DatasetRefUpdated];
-            if schema_changed(control_plane, dataset_id, block_hash).await {
-                types.push(EventType::DatasetSchemaChanged);
-            }
-            (dataset_id.clone(), types)
-        }
+        WeirEvent::BlockCommitted { dataset_id, .. } => (
+            dataset_id.clone(),
+            vec![
+                EventType::DatasetRefUpdated,
+                EventType::DatasetSchemaChanged,
+            ],
+        ),
         WeirEvent::IssueOpened { dataset_id, .. } => {
             (dataset_id.clone(), vec![EventType::IssueOpened])
         }
@@ -100,7 +95,7 @@ async fn may_read(
 
 /// Queues the deliveries an event implies and runs the dataset's webhook flow.
 pub async fn dispatch(control_plane: &ControlPlane, envelope: &EventEnvelope) -> ServiceResult<()> {
-    let Some((dataset_id, types)) = event_types(control_plane, &envelope.event).await else {
+    let Some((dataset_id, types)) = event_types(&envelope.event) else {
         return Ok(());
     };
     let Some(entry) = control_plane.metastore.dataset_by_id(&dataset_id).await? else {
@@ -116,6 +111,13 @@ pub async fn dispatch(control_plane: &ControlPlane, envelope: &EventEnvelope) ->
             .webhooks
             .matching(&dataset_id, &entry.owner_id, event_type)
             .await?;
+        if event_type == EventType::DatasetSchemaChanged
+            && !subscriptions.is_empty()
+            && let WeirEvent::BlockCommitted { block_hash, .. } = &envelope.event
+            && !schema_changed(control_plane, &dataset_id, block_hash).await
+        {
+            continue;
+        }
         for subscription in subscriptions {
             // Permissions follow the dataset: a subscriber who may no longer read it (a role
             // taken away, the dataset made private) hears nothing of it.
