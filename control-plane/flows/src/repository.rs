@@ -130,6 +130,7 @@ pub trait TaskRepository: Send + Sync {
     async fn requeue_expired(&self, now: i64) -> FlowResult<u64>;
     /// Queues again the tasks `executor` held (it restarted). Returns how many.
     async fn requeue_held_by(&self, executor: &str) -> FlowResult<u64>;
-    /// Queued and leased task counts (what the engine provisioner scales on).
-    async fn queue_depth(&self) -> FlowResult<(u64, u64)>;
+    /// Queued and leased task counts of `kinds` (all kinds when empty): what the engine
+    /// provisioner scales on.
+    async fn queue_depth(&self, kinds: &[TaskKind]) -> FlowResult<(u64, u64)>;
 }

@@ -310,6 +310,11 @@ impl FlowService {
             .await
     }
 
+    /// Queued and leased tasks of `kinds` (all when empty).
+    pub async fn queue_depth(&self, kinds: &[TaskKind]) -> FlowResult<(u64, u64)> {
+        self.tasks.queue_depth(kinds).await
+    }
+
     pub async fn heartbeat(
         &self,
         task_id: i64,

@@ -348,7 +348,7 @@ async fn runs_of_one_flow_never_overlap(s: Store) {
             .unwrap()
             .is_none()
     );
-    assert_eq!(store.queue_depth().await.unwrap(), (1, 0));
+    assert_eq!(store.queue_depth(&[]).await.unwrap(), (1, 0));
 }
 
 async fn priorities_then_fifo(s: Store) {
@@ -376,6 +376,19 @@ async fn priorities_then_fifo(s: Store) {
     for name in ["m1", "m2", "r1", "r2", "s1", "s2"] {
         expected.push(format!("did:odf:{name}"));
     }
+    // Depth counts per kind: all six are transforms.
+    assert_eq!(
+        store.queue_depth(&[TaskKind::Transform]).await.unwrap(),
+        (6, 0)
+    );
+    assert_eq!(store.queue_depth(&[TaskKind::Gc]).await.unwrap(), (0, 0));
+    assert_eq!(
+        store
+            .queue_depth(&[TaskKind::Ingest, TaskKind::Transform])
+            .await
+            .unwrap(),
+        (6, 0)
+    );
     // Other kinds are not taken.
     assert!(
         store
@@ -393,7 +406,12 @@ async fn priorities_then_fifo(s: Store) {
         taken.push(task.dataset_id);
     }
     assert_eq!(taken, expected);
-    assert_eq!(store.queue_depth().await.unwrap(), (0, 6));
+    assert_eq!(store.queue_depth(&[]).await.unwrap(), (0, 6));
+    assert_eq!(
+        store.queue_depth(&[TaskKind::Transform]).await.unwrap(),
+        (0, 6)
+    );
+    assert_eq!(store.queue_depth(&[TaskKind::Reset]).await.unwrap(), (0, 0));
 }
 
 async fn leases_expire_and_are_taken_again(s: Store) {
@@ -443,7 +461,7 @@ async fn leases_expire_and_are_taken_again(s: Store) {
     );
     // An executor that restarts gives back what it held.
     assert_eq!(store.requeue_held_by("alive").await.unwrap(), 1);
-    assert_eq!(store.queue_depth().await.unwrap(), (1, 0));
+    assert_eq!(store.queue_depth(&[]).await.unwrap(), (1, 0));
     let last = store
         .lease(&[TaskKind::Transform], "alive", T0 + 10_005, 10_000)
         .await
@@ -453,7 +471,7 @@ async fn leases_expire_and_are_taken_again(s: Store) {
         .finish(last.task_id, "alive", &success(), T0 + 10_006)
         .await
         .unwrap();
-    assert_eq!(store.queue_depth().await.unwrap(), (0, 0));
+    assert_eq!(store.queue_depth(&[]).await.unwrap(), (0, 0));
 }
 
 async fn retries_failures_and_stop(s: Store) {

@@ -617,6 +617,23 @@ async fn expired_leases_are_taken_again(node: Node) {
     )
     .await;
     let task = lease(&node, &["reset"], "dies", 1000).await;
+    // The queue's depth per kind, as the engine provisioner reads it.
+    let (status, depth) = node
+        .get("/tasks/depth?kinds=reset", Some(&node.admin))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{depth}");
+    assert_eq!(depth, json!({"queued": 0, "leased": 1}));
+    let (_, depth) = node
+        .get("/tasks/depth?kinds=transform,ingest", Some(&node.admin))
+        .await;
+    assert_eq!(depth, json!({"queued": 0, "leased": 0}));
+    for bad in ["kinds=nonsense", "kinds=reset,%3Cscript%3E", "other=1"] {
+        let (status, body) = node
+            .get(&format!("/tasks/depth?{bad}"), Some(&node.admin))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body["message"].is_string(), "{body}");
+    }
     // The executor never reports; the leader queues the task again once the lease ends.
     let again = lease(&node, &["reset"], "lives", 10_000).await;
     assert_eq!(again["taskId"], task["taskId"]);
@@ -691,6 +708,10 @@ async fn permissions_follow_the_dataset(node: Node) {
     )
     .await;
     assert_eq!(answer.0, StatusCode::FORBIDDEN);
+    let (status, _) = node.get("/tasks/depth", Some(&stranger)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = node.get("/tasks/depth", None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "as for /tasks/lease: executors only");
     let (status, _) = node.get("/system/flows/gc", Some(&stranger)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, gc) = node.get("/system/flows/gc", Some(&node.admin)).await;

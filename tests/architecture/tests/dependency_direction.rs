@@ -497,3 +497,72 @@ fn webhooks_know_neither_odf_nor_storage_nor_the_bus_nor_functions() {
         ],
     );
 }
+
+#[test]
+fn only_the_engine_provisioner_speaks_kubernetes() {
+    assert!(
+        direct_dependencies("weir-engine-provisioner").contains("kube"),
+        "the check sees kube where it is"
+    );
+    for name in [
+        "weir-odf",
+        "weir-dataset",
+        "weir-function-runtime",
+        "weir-tasks",
+        "weir-ingest",
+        "weir-query",
+        "weir-transform",
+        "weir-devices",
+        "weir-governance",
+        "weir-metastore",
+        "weir-events",
+        "weir-flows",
+        "weir-device-registry",
+        "weir-webhooks",
+        "weir-control-plane",
+    ] {
+        assert_free_of(name, &["kube", "kube-client", "k8s-openapi"]);
+    }
+}
+
+#[test]
+fn engine_provisioner_reads_demand_over_http_only() {
+    // The provisioner knows the control plane by its HTTP API (`GET /tasks/depth`): no control
+    // plane crate, database, storage or engine.
+    assert_free_of(
+        "weir-engine-provisioner",
+        &[
+            "weir-control-plane",
+            "weir-metastore",
+            "weir-flows",
+            "weir-dataset",
+            "weir-odf",
+            "weir-transform",
+            "sqlx",
+            "datafusion",
+            "object_store",
+        ],
+    );
+    // Without its `kubernetes` feature (as `weir up` links it) it compiles no Kubernetes client.
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "--locked",
+            "-p",
+            "weir-engine-provisioner",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{lib}",
+        ])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("cargo tree runs");
+    assert!(output.status.success());
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(!tree.lines().any(|line| line.starts_with("kube")), "{tree}");
+    assert!(tree.lines().any(|line| line.starts_with("reqwest")), "{tree}");
+}

@@ -269,15 +269,24 @@ impl TaskRepository for SqlFlowStore {
         Ok(requeued.rows_affected())
     }
 
-    async fn queue_depth(&self) -> FlowResult<(u64, u64)> {
-        let queued: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM flow_tasks WHERE state = 'queued'")
-                .fetch_one(&self.pool)
-                .await?;
-        let leased: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM flow_tasks WHERE state = 'leased'")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok((queued.max(0) as u64, leased.max(0) as u64))
+    async fn queue_depth(&self, kinds: &[TaskKind]) -> FlowResult<(u64, u64)> {
+        let filter = if kinds.is_empty() {
+            String::new()
+        } else {
+            let placeholders: Vec<String> = (0..kinds.len())
+                .map(|index| format!("${}", index + 1))
+                .collect();
+            format!(" AND kind IN ({})", placeholders.join(", "))
+        };
+        let mut counts = [0u64; 2];
+        for (slot, state) in ["queued", "leased"].into_iter().enumerate() {
+            let sql = format!("SELECT COUNT(*) FROM flow_tasks WHERE state = '{state}'{filter}");
+            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+            for kind in kinds {
+                query = query.bind(kind.as_str());
+            }
+            counts[slot] = query.fetch_one(&self.pool).await?.max(0) as u64;
+        }
+        Ok((counts[0], counts[1]))
     }
 }

@@ -44,6 +44,7 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         .route("/flows/runs/{run_id}", get(get_run))
         .route("/flows/runs/{run_id}/cancel", post(cancel_run))
         .route("/tasks/lease", post(lease_task))
+        .route("/tasks/depth", get(task_depth))
         .route("/tasks/{task_id}/heartbeat", post(heartbeat_task))
         .route("/tasks/{task_id}/finish", post(finish_task))
 }
@@ -367,6 +368,50 @@ fn check_executor(executor: &str) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepthQuery {
+    /// Comma-separated task kinds; every kind when absent.
+    kinds: Option<String>,
+}
+
+/// Queued and leased tasks of some kinds (executors: what the engine provisioner scales on).
+#[utoipa::path(get, path = "/tasks/depth", tag = "tasks",
+    params(("kinds" = Option<String>, Query, description = "comma-separated task kinds, e.g. transform,reset; all when absent")),
+    responses((status = 200, description = "{queued, leased}"), (status = 400, description = "an unknown kind"), (status = 403, description = "not an administrator")))]
+async fn task_depth(
+    State(control_plane): AppState,
+    headers: HeaderMap,
+    Query(query): Query<DepthQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = caller(&control_plane, &headers).await?;
+    FlowsApi::require_executor(&caller)?;
+    let mut kinds = Vec::new();
+    for name in query.kinds.as_deref().unwrap_or("").split(',') {
+        let name = name.trim();
+        if name.is_empty() {
+            continue;
+        }
+        let kind = TaskKind::parse(name).ok_or_else(|| {
+            ApiError::invalid_input(format!(
+                "invalid `kinds`: unknown task kind `{}`",
+                name.chars().take(40).collect::<String>()
+            ))
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    let (queued, leased) = control_plane
+        .flows
+        .queue_depth(&kinds)
+        .await
+        .map_err(crate::ServiceError::from)?;
+    Ok(Json(
+        serde_json::json!({"queued": queued, "leased": leased}),
+    ))
 }
 
 /// Leases the next task of `kinds` (204 when none is queued).

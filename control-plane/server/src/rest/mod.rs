@@ -60,7 +60,7 @@ pub(crate) fn body<T: serde::de::DeserializeOwned>(
         platform::report_commit, flows::list_flows, flows::get_flow, flows::put_flow,
         flows::delete_flow, flows::flow_action, flows::dataset_runs, flows::system_runs,
         flows::get_system_flow, flows::put_system_flow, flows::system_action, flows::get_run,
-        flows::cancel_run, flows::lease_task, flows::heartbeat_task, flows::finish_task,
+        flows::cancel_run, flows::lease_task, flows::task_depth, flows::heartbeat_task, flows::finish_task,
         flows::apply_manifest, devices::list_applications, devices::create_application,
         devices::get_application, devices::delete_application, devices::list_versions,
         devices::create_version, devices::delete_version, devices::create_endpoint,
