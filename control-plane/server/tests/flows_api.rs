@@ -711,7 +711,11 @@ async fn permissions_follow_the_dataset(node: Node) {
     let (status, _) = node.get("/tasks/depth", Some(&stranger)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = node.get("/tasks/depth", None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "as for /tasks/lease: executors only");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "as for /tasks/lease: executors only"
+    );
     let (status, _) = node.get("/system/flows/gc", Some(&stranger)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, gc) = node.get("/system/flows/gc", Some(&node.admin)).await;

@@ -564,5 +564,8 @@ fn engine_provisioner_reads_demand_over_http_only() {
     assert!(output.status.success());
     let tree = String::from_utf8_lossy(&output.stdout);
     assert!(!tree.lines().any(|line| line.starts_with("kube")), "{tree}");
-    assert!(tree.lines().any(|line| line.starts_with("reqwest")), "{tree}");
+    assert!(
+        tree.lines().any(|line| line.starts_with("reqwest")),
+        "{tree}"
+    );
 }

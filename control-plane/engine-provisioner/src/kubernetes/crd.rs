@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
     kind = "EnginePool",
     namespaced,
     status = "EnginePoolStatus",
-    shortname = "enginepool",
+    shortname = "epool",
     printcolumn = r#"{"name":"Engine","type":"string","jsonPath":".spec.engine"}"#,
     printcolumn = r#"{"name":"Min","type":"integer","jsonPath":".spec.minReplicas"}"#,
     printcolumn = r#"{"name":"Max","type":"integer","jsonPath":".spec.maxReplicas"}"#,
@@ -109,7 +109,7 @@ pub struct PoolCondition {
     /// `True`, `False` or `Unknown`.
     pub status: String,
     pub reason: String,
-    #[serde(default)]
+    /// (Always written: a `default: ""` in the schema is read as null by Kubernetes 1.20.)
     pub message: String,
     pub last_transition_time: String,
 }

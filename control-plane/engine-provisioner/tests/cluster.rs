@@ -1,0 +1,467 @@
+//! The engine provisioner against a real Kubernetes API server and controller manager (started
+//! by ./local/test), with the real `weir up` and real transform workers; the test plays kubelet.
+//!
+//! What 1.20 and this setup cannot show: no scheduler or kubelet (the test decides placement
+//! and reports pod status itself), no CEL (cross-field rules are the controller's, reported in
+//! `Ready`), and unknown fields are dropped silently by the API server (the chart's manifests
+//! are checked strictly by infra/validate instead).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, ResourceQuota, Secret};
+use kube::Client;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use support::kubelet::{Kubelet, Mode};
+use support::node::WeirNode;
+use support::{client, eventually, namespace, workspace_binary};
+use weir_engine_provisioner::ControlPlaneDemand;
+use weir_engine_provisioner::kubernetes::config::WorkerTemplate;
+use weir_engine_provisioner::kubernetes::{Context, EnginePool, ProvisionerConfig, run_controller};
+
+/// The worker ConfigMap and token Secret the pool's pods use, as the chart makes them.
+async fn worker_objects(client: &Client, ns: &str, node: &WeirNode) {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let map = json!({"metadata": {"name": "weir-engine-worker"}, "data": {"service-config.yml": node.worker_config()}});
+    maps.create(
+        &PostParams::default(),
+        &serde_json::from_value(map).unwrap(),
+    )
+    .await
+    .unwrap();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret =
+        json!({"metadata": {"name": "weir-secrets"}, "stringData": {"tasks-token": node.token}});
+    secrets
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(secret).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+fn start_controller(client: &Client, ns: &str, node: &WeirNode) -> tokio::task::JoinHandle<()> {
+    let config = ProvisionerConfig {
+        namespace: Some(ns.to_string()),
+        poll_seconds: 1,
+        initial_backoff_seconds: 2,
+        max_backoff_seconds: 8,
+        worker: WorkerTemplate {
+            image: "weir-transform:test".to_string(),
+            ..WorkerTemplate::default()
+        },
+        ..ProvisionerConfig::default()
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config,
+        demand: Arc::new(ControlPlaneDemand::new(&node.url, &node.token)),
+    });
+    let ns = ns.to_string();
+    tokio::spawn(async move { run_controller(ctx, &ns).await })
+}
+
+async fn create_pool(client: &Client, ns: &str, name: &str, spec: serde_json::Value) {
+    let pools: Api<EnginePool> = Api::namespaced(client.clone(), ns);
+    let pool = json!({"apiVersion": "weir.dev/v1alpha1", "kind": "EnginePool", "metadata": {"name": name}, "spec": spec});
+    pools
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(pool).unwrap(),
+        )
+        .await
+        .unwrap();
+}
+
+async fn pool(client: &Client, ns: &str, name: &str) -> EnginePool {
+    Api::<EnginePool>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+async fn deployment_replicas(client: &Client, ns: &str, pool: &str) -> Option<i32> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    deployments
+        .get_opt(&format!("{pool}-workers"))
+        .await
+        .unwrap()
+        .and_then(|deployment| deployment.spec.and_then(|spec| spec.replicas))
+}
+
+async fn pods(client: &Client, ns: &str, pool: &str) -> Vec<Pod> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.list(&ListParams::default().labels(&format!("weir.dev/engine-pool={pool}")))
+        .await
+        .unwrap()
+        .items
+}
+
+fn condition(pool: &EnginePool, type_: &str) -> Option<(String, String)> {
+    pool.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_scales_the_pool_from_zero_runs_the_transform_and_scales_back_to_zero() {
+    let client = client().await;
+    let ns = namespace(&client, "weir-flow").await;
+    let node = WeirNode::start();
+    node.create_root().await;
+    worker_objects(&client, &ns, &node).await;
+    let kubelet = Kubelet::start(
+        client.clone(),
+        &ns,
+        workspace_binary("weir-transform"),
+        Mode::Run,
+    );
+    let controller = start_controller(&client, &ns, &node);
+    create_pool(&client, &ns, "datafusion", json!({"engine": "datafusion", "minReplicas": 0, "maxReplicas": 2, "concurrency": 1, "idleSeconds": 3})).await;
+
+    // Nothing queued: the pool stays at zero, and says so.
+    eventually(20, "the pool's first status", || async {
+        let pool = pool(&client, &ns, "datafusion").await;
+        let status = pool.status.clone()?;
+        (condition(&pool, "Ready").is_some() && status.replicas == 0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        deployment_replicas(&client, &ns, "datafusion").await,
+        Some(0)
+    );
+    let owner = Api::<Deployment>::namespaced(client.clone(), &ns)
+        .get("datafusion-workers")
+        .await
+        .unwrap();
+    let owners = owner.metadata.owner_references.unwrap();
+    assert_eq!(
+        (
+            owners[0].kind.as_str(),
+            owners[0].name.as_str(),
+            owners[0].controller
+        ),
+        ("EnginePool", "datafusion", Some(true))
+    );
+    assert_eq!(
+        pool(&client, &ns, "datafusion")
+            .await
+            .metadata
+            .finalizers
+            .unwrap(),
+        vec!["weir.dev/engine-pool-cleanup"]
+    );
+
+    // A flow queues a task: a worker pod appears, runs the real transform, the rows arrive.
+    node.create_derivative("sensor.hourly").await;
+    eventually(90, "the derivative computed by a worker pod", || async {
+        (node.rows("sensor.hourly").await == json!([{"sensor": "s1", "avg_temp": 21.0}]))
+            .then_some(())
+    })
+    .await;
+    assert!(kubelet.started() >= 1, "a worker pod ran");
+    assert_eq!(node.depth().await, (0, 0));
+    let executed = node
+        .block_events("sensor.hourly")
+        .await
+        .iter()
+        .filter(|e| *e == "ExecuteTransform")
+        .count();
+    assert_eq!(executed, 1);
+
+    // Idle for idleSeconds: back to zero, and the worker process is gone with its pod.
+    eventually(30, "scaled back to zero", || async {
+        let replicas = deployment_replicas(&client, &ns, "datafusion").await;
+        let live = pods(&client, &ns, "datafusion").await.len();
+        (replicas == Some(0) && live == 0 && kubelet.running().is_empty()).then_some(())
+    })
+    .await;
+    let status = pool(&client, &ns, "datafusion").await.status.unwrap();
+    assert_eq!(
+        (status.replicas, status.queued_tasks, status.leased_tasks),
+        (0, 0, 0)
+    );
+
+    // Deleting the pool removes its Deployment, then the pool itself (finalizer released).
+    Api::<EnginePool>::namespaced(client.clone(), &ns)
+        .delete("datafusion", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(30, "the pool and its Deployment gone", || async {
+        let pool = Api::<EnginePool>::namespaced(client.clone(), &ns)
+            .get_opt("datafusion")
+            .await
+            .unwrap();
+        let replicas = deployment_replicas(&client, &ns, "datafusion").await;
+        (pool.is_none() && replicas.is_none()).then_some(())
+    })
+    .await;
+    controller.abort();
+    support::delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_dies_mid_task_loses_nothing_and_duplicates_nothing() {
+    let client = client().await;
+    let ns = namespace(&client, "weir-crash").await;
+    let node = WeirNode::start();
+    node.create_root().await;
+    worker_objects(&client, &ns, &node).await;
+    // The first pod "runs" without a process: the test holds its task for it, then it dies.
+    let kubelet = Kubelet::start(
+        client.clone(),
+        &ns,
+        workspace_binary("weir-transform"),
+        Mode::Pretend,
+    );
+    let controller = start_controller(&client, &ns, &node);
+    create_pool(
+        &client,
+        &ns,
+        "pool",
+        json!({"engine": "datafusion", "maxReplicas": 1, "concurrency": 1, "idleSeconds": 30}),
+    )
+    .await;
+    node.create_derivative("sensor.hourly").await;
+    let first = eventually(30, "a worker pod", || async {
+        pods(&client, &ns, "pool")
+            .await
+            .first()
+            .and_then(|pod| pod.metadata.name.clone())
+    })
+    .await;
+    // The pod takes the task (as its worker does: executor = pod name), then dies before
+    // committing: its node is gone, and so is the pod.
+    let (status, task) = node
+        .send(
+            reqwest::Method::POST,
+            "/tasks/lease",
+            "application/json",
+            json!({"kinds": ["transform", "reset"], "executor": first, "leaseMillis": 2000})
+                .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(node.depth().await, (0, 1));
+    kubelet.set_mode(Mode::Run);
+    Api::<Pod>::namespaced(client.clone(), &ns)
+        .delete(&first, &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+
+    // The replica set replaces the pod; once the lease expires the task is queued again and the
+    // new worker runs it.
+    eventually(
+        90,
+        "the task run again by the replacement worker",
+        || async {
+            (node.rows("sensor.hourly").await == json!([{"sensor": "s1", "avg_temp": 21.0}]))
+                .then_some(())
+        },
+    )
+    .await;
+    let pods_now = pods(&client, &ns, "pool").await;
+    assert!(
+        pods_now
+            .iter()
+            .all(|pod| pod.metadata.name.as_deref() != Some(first.as_str()))
+    );
+    // The dead executor's report is refused; one ExecuteTransform block, no duplicate.
+    let (status, _) = node
+        .send(reqwest::Method::POST, &format!("/tasks/{}/finish", task["taskId"]), "application/json",
+            json!({"executor": first, "outcome": {"status": "success", "changed": true, "details": {}}}).to_string())
+        .await;
+    assert_eq!(status, 409);
+    let events = node.block_events("sensor.hourly").await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "ExecuteTransform").count(),
+        1,
+        "{events:?}"
+    );
+    let runs = node
+        .get("/datasets/admin/sensor.hourly/flows/runs?limit=10")
+        .await;
+    assert_eq!(runs["runs"][0]["outcome"]["kind"], "success", "{runs}");
+    drop(kubelet);
+    controller.abort();
+    support::delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_keep_to_their_maximum_the_quota_and_back_off_while_unschedulable() {
+    let client = client().await;
+    let ns = namespace(&client, "weir-bounds").await;
+    let node = WeirNode::start();
+    node.create_root().await;
+    worker_objects(&client, &ns, &node).await;
+    // Five transform tasks stay queued: no worker here runs them.
+    for index in 0..5 {
+        node.create_derivative(&format!("sensor.hourly{index}"))
+            .await;
+    }
+    eventually(30, "five queued tasks", || async {
+        (node.depth().await == (5, 0)).then_some(())
+    })
+    .await;
+    let kubelet = Kubelet::start(
+        client.clone(),
+        &ns,
+        workspace_binary("weir-transform"),
+        Mode::Pretend,
+    );
+    // A quota admitting two worker pods in all.
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
+    let quota = json!({"metadata": {"name": "workers"}, "spec": {"hard": {"pods": "2"}}});
+    quotas
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(quota).unwrap(),
+        )
+        .await
+        .unwrap();
+    let controller = start_controller(&client, &ns, &node);
+
+    create_pool(
+        &client,
+        &ns,
+        "limited",
+        json!({"engine": "datafusion", "maxReplicas": 4, "concurrency": 1}),
+    )
+    .await;
+    let limited = eventually(30, "the quota to bound the pool", || async {
+        let pool = pool(&client, &ns, "limited").await;
+        (pool.status.as_ref()?.replicas == 2).then_some(pool)
+    })
+    .await;
+    let status = limited.status.clone().unwrap();
+    assert_eq!(
+        (status.wanted_replicas, status.queued_tasks, status.capacity),
+        (5, 5, Some(2))
+    );
+    assert_eq!(
+        condition(&limited, "Scaling"),
+        Some(("True".into(), "QuotaLimited".into()))
+    );
+    assert_eq!(deployment_replicas(&client, &ns, "limited").await, Some(2));
+    // The quota's admission stops a third pod in any case; the Deployment never asked for one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(deployment_replicas(&client, &ns, "limited").await, Some(2));
+    Api::<EnginePool>::namespaced(client.clone(), &ns)
+        .delete("limited", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(30, "the limited pool's pods gone", || async {
+        pods(&client, &ns, "limited").await.is_empty().then_some(())
+    })
+    .await;
+    quotas
+        .delete("workers", &DeleteParams::default())
+        .await
+        .unwrap();
+
+    // maxReplicas bounds the pool; unschedulable pods stop growth until they are placed.
+    kubelet.set_mode(Mode::Unschedulable);
+    create_pool(
+        &client,
+        &ns,
+        "big",
+        json!({"engine": "datafusion", "maxReplicas": 3, "concurrency": 1}),
+    )
+    .await;
+    let big = eventually(30, "the unschedulable condition", || async {
+        let pool = pool(&client, &ns, "big").await;
+        (condition(&pool, "Unschedulable")?.0 == "True").then_some(pool)
+    })
+    .await;
+    let status = big.status.clone().unwrap();
+    assert_eq!(
+        (status.replicas, status.wanted_replicas),
+        (3, 5),
+        "at maxReplicas"
+    );
+    assert!(
+        status.backoff_seconds >= 2 && status.backoff_until.is_some(),
+        "{status:?}"
+    );
+    let pools: Api<EnginePool> = Api::namespaced(client.clone(), &ns);
+    pools
+        .patch(
+            "big",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"maxReplicas": 5}})),
+        )
+        .await
+        .unwrap();
+    eventually(20, "the pool backing off", || async {
+        let pool = pool(&client, &ns, "big").await;
+        (condition(&pool, "Scaling")?.1 == "BackingOff").then_some(())
+    })
+    .await;
+    assert_eq!(
+        deployment_replicas(&client, &ns, "big").await,
+        Some(3),
+        "no growth while unschedulable"
+    );
+    // Room appears: the pods are placed, and after the backoff the pool grows to the demand.
+    kubelet.set_mode(Mode::Pretend);
+    eventually(30, "growth after the backoff", || async {
+        (deployment_replicas(&client, &ns, "big").await == Some(5)).then_some(())
+    })
+    .await;
+    let big = pool(&client, &ns, "big").await;
+    assert_eq!(
+        condition(&big, "Unschedulable").map(|c| c.0),
+        Some("False".into())
+    );
+
+    // A pool whose bounds contradict each other (no CEL on 1.20: the controller says so).
+    create_pool(
+        &client,
+        &ns,
+        "broken",
+        json!({"engine": "datafusion", "minReplicas": 3, "maxReplicas": 1}),
+    )
+    .await;
+    let broken = eventually(20, "the invalid pool's condition", || async {
+        let pool = pool(&client, &ns, "broken").await;
+        condition(&pool, "Ready").map(|c| (c, pool))
+    })
+    .await;
+    assert_eq!(broken.0, ("False".into(), "InvalidSpec".into()));
+    assert!(
+        broken.1.status.unwrap().conditions[0]
+            .message
+            .contains("maxReplicas (1) is below minReplicas (3)")
+    );
+    assert_eq!(
+        deployment_replicas(&client, &ns, "broken").await,
+        None,
+        "no workers for a broken pool"
+    );
+    // The API server's schema refuses what it can: a negative maximum.
+    let refused = pools
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(
+                json!({"apiVersion": "weir.dev/v1alpha1", "kind": "EnginePool",
+            "metadata": {"name": "negative"}, "spec": {"engine": "datafusion", "maxReplicas": -1}}),
+            )
+            .unwrap(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(kube::Error::Api(ref status)) if status.code == 422),
+        "{refused:?}"
+    );
+    drop(kubelet);
+    controller.abort();
+    support::delete_namespace(&client, &ns).await;
+}
