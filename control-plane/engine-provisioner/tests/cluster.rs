@@ -45,7 +45,13 @@ async fn worker_objects(client: &Client, ns: &str, node: &WeirNode) {
         .unwrap();
 }
 
-fn start_controller(client: &Client, ns: &str, node: &WeirNode) -> tokio::task::JoinHandle<()> {
+/// The controller, as the chart's ServiceAccount (least-privilege RBAC).
+async fn start_controller(
+    admin: &Client,
+    ns: &str,
+    node: &WeirNode,
+) -> tokio::task::JoinHandle<()> {
+    let client = support::provisioner_client(admin, ns).await;
     let config = ProvisionerConfig {
         namespace: Some(ns.to_string()),
         poll_seconds: 1,
@@ -58,7 +64,7 @@ fn start_controller(client: &Client, ns: &str, node: &WeirNode) -> tokio::task::
         ..ProvisionerConfig::default()
     };
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        client,
         config,
         demand: Arc::new(ControlPlaneDemand::new(&node.url, &node.token)),
     });
@@ -124,7 +130,7 @@ async fn a_flow_scales_the_pool_from_zero_runs_the_transform_and_scales_back_to_
         workspace_binary("weir-transform"),
         Mode::Run,
     );
-    let controller = start_controller(&client, &ns, &node);
+    let controller = start_controller(&client, &ns, &node).await;
     create_pool(&client, &ns, "datafusion", json!({"engine": "datafusion", "minReplicas": 0, "maxReplicas": 2, "concurrency": 1, "idleSeconds": 3})).await;
 
     // Nothing queued: the pool stays at zero, and says so.
@@ -222,7 +228,7 @@ async fn a_worker_that_dies_mid_task_loses_nothing_and_duplicates_nothing() {
         workspace_binary("weir-transform"),
         Mode::Pretend,
     );
-    let controller = start_controller(&client, &ns, &node);
+    let controller = start_controller(&client, &ns, &node).await;
     create_pool(
         &client,
         &ns,
@@ -327,7 +333,7 @@ async fn pools_keep_to_their_maximum_the_quota_and_back_off_while_unschedulable(
         )
         .await
         .unwrap();
-    let controller = start_controller(&client, &ns, &node);
+    let controller = start_controller(&client, &ns, &node).await;
 
     create_pool(
         &client,
@@ -464,4 +470,173 @@ async fn pools_keep_to_their_maximum_the_quota_and_back_off_while_unschedulable(
     drop(kubelet);
     controller.abort();
     support::delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_and_another_takes_over_when_it_stops_renewing() {
+    use weir_engine_provisioner::kubernetes::leader::LeaseLock;
+    let admin = client().await;
+    let ns = namespace(&admin, "weir-lease").await;
+    let client = support::provisioner_client(&admin, &ns).await;
+    let lock = |identity: &str| {
+        LeaseLock::new(
+            client.clone(),
+            &ns,
+            "weir-engine-provisioner",
+            identity,
+            Duration::from_secs(2),
+        )
+    };
+    let (a, b) = (lock("a"), lock("b"));
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    assert!(a.try_acquire_or_renew().await.unwrap(), "the holder renews");
+    assert!(!b.try_acquire_or_renew().await.unwrap());
+    // `a` stops renewing (crashed): once the lease has expired, `b` takes it, and `a` is out.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert!(b.try_acquire_or_renew().await.unwrap());
+    assert!(!a.try_acquire_or_renew().await.unwrap());
+    let lease = Api::<k8s_openapi::api::coordination::v1::Lease>::namespaced(admin.clone(), &ns)
+        .get("weir-engine-provisioner")
+        .await
+        .unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(
+        (spec.holder_identity.as_deref(), spec.lease_transitions),
+        (Some("b"), Some(1))
+    );
+    // A holder shutting down gives the lease up: the other need not wait.
+    b.release().await.unwrap();
+    assert!(a.try_acquire_or_renew().await.unwrap());
+    // Work runs only while leading: `b` waits while `a` holds the lease.
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = ran.clone();
+    let waiting = tokio::spawn(async move {
+        b.run_while_leader(|| {
+            let flag = flag.clone();
+            async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) }
+        })
+        .await
+    });
+    for _ in 0..4 {
+        assert!(a.try_acquire_or_renew().await.unwrap());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        !ran.load(std::sync::atomic::Ordering::SeqCst),
+        "b ran while a led"
+    );
+    a.release().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ran.load(std::sync::atomic::Ordering::SeqCst));
+    support::delete_namespace(&admin, &ns).await;
+}
+
+/// The provisioner's reaction times (a benchmark, not a test: `tests/bench/provisioner.sh` runs
+/// it with `--ignored`). For ROUNDS derivative datasets in turn, from the moment its creation
+/// queued a transform task: the Deployment asked for a worker, the pod created, a worker held
+/// the task, the task done. Once from a pool at zero (each round waits for it to scale back to
+/// zero) and once with a warm pool (minReplicas 1). Prints one JSON line per round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: tests/bench/provisioner.sh"]
+async fn reaction_times() {
+    let rounds: usize = std::env::var("ROUNDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let poll: u64 = std::env::var("POLL_SECONDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
+    let admin = client().await;
+    let ns = namespace(&admin, "weir-bench").await;
+    let node = WeirNode::start();
+    node.create_root().await;
+    worker_objects(&admin, &ns, &node).await;
+    let _kubelet = Kubelet::start(
+        admin.clone(),
+        &ns,
+        workspace_binary("weir-transform"),
+        Mode::Run,
+    );
+    let provisioner = support::provisioner_client(&admin, &ns).await;
+    let ctx = Arc::new(Context {
+        client: provisioner,
+        config: ProvisionerConfig {
+            namespace: Some(ns.clone()),
+            poll_seconds: poll,
+            ..ProvisionerConfig::default()
+        },
+        demand: Arc::new(ControlPlaneDemand::new(&node.url, &node.token)),
+    });
+    let controller = {
+        let ns = ns.clone();
+        tokio::spawn(async move { run_controller(ctx, &ns).await })
+    };
+    for (mode, min) in [("zero", 0), ("warm", 1)] {
+        let name = format!("pool-{mode}");
+        create_pool(&admin, &ns, &name, json!({"engine": "datafusion", "minReplicas": min, "maxReplicas": 1, "concurrency": 1, "idleSeconds": 1})).await;
+        for round in 0..rounds {
+            // Settle: the pool at its minimum, its workers ready.
+            eventually(60, "the pool settled", || async {
+                let live = pods(&admin, &ns, &name).await;
+                let ready = live.iter().all(|pod| {
+                    pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                });
+                (live.len() == min
+                    && ready
+                    && deployment_replicas(&admin, &ns, &name).await == Some(min as i32))
+                .then_some(())
+            })
+            .await;
+            let dataset = format!("bench.{mode}{round}");
+            let start = std::time::Instant::now();
+            node.create_derivative(&dataset).await;
+            let (mut asked, mut created, mut leased) = (None, None, None);
+            loop {
+                let elapsed = start.elapsed().as_secs_f64() * 1000.0;
+                if asked.is_none()
+                    && deployment_replicas(&admin, &ns, &name).await.unwrap_or(0) >= 1
+                {
+                    asked = Some(elapsed);
+                }
+                if created.is_none() && !pods(&admin, &ns, &name).await.is_empty() {
+                    created = Some(elapsed);
+                }
+                let depth = node.depth().await;
+                if leased.is_none() && depth.1 > 0 {
+                    leased = Some(elapsed);
+                }
+                let runs = node
+                    .get(&format!("/datasets/admin/{dataset}/flows/runs?limit=1"))
+                    .await;
+                if runs["runs"][0]["outcome"]["kind"] == "success" {
+                    let done = start.elapsed().as_secs_f64() * 1000.0;
+                    println!(
+                        "{}",
+                        json!({"pool": mode, "round": round, "pollSeconds": poll, "askedMs": asked, "podMs": created, "leasedMs": leased, "doneMs": done})
+                    );
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(60),
+                    "round {round} of {mode} never finished"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Api::<EnginePool>::namespaced(admin.clone(), &ns)
+            .delete(&name, &DeleteParams::default())
+            .await
+            .unwrap();
+        eventually(60, "the pool gone", || async {
+            pods(&admin, &ns, &name).await.is_empty().then_some(())
+        })
+        .await;
+    }
+    controller.abort();
+    support::delete_namespace(&admin, &ns).await;
 }

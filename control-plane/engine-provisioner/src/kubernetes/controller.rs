@@ -8,7 +8,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::utils::Predicate;
+use kube::runtime::{PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Resource, ResourceExt};
 
 use super::config::ProvisionerConfig;
@@ -282,7 +283,19 @@ pub fn error_policy(pool: Arc<EnginePool>, error: &ProvisionError, _ctx: Arc<Con
 pub async fn run_controller(ctx: Arc<Context>, namespace: &str) {
     let pools: Api<EnginePool> = Api::namespaced(ctx.client.clone(), namespace);
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), namespace);
-    Controller::new(pools, watcher::Config::default())
+    // Our own status writes must not wake the pool again (lastBusyTime moves every round): only
+    // changes of the spec (generation, deletion) and of the finalizers do; the rounds in
+    // between come from the requeue and from the owned Deployments.
+    let (reader, writer) = reflector::store();
+    let trigger = watcher(pools, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers),
+            PredicateConfig::default(),
+        );
+    Controller::for_stream(trigger, reader)
         .owns(deployments, watcher::Config::default().labels(POOL_LABEL))
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

@@ -34,15 +34,88 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
-pub async fn client() -> Client {
+async fn admin_config() -> Config {
     let path = std::env::var("WEIR_TEST_KUBECONFIG").expect(
         "WEIR_TEST_KUBECONFIG names the test API server's kubeconfig: run ./local/test \
          (it starts one with local/kube/start-cluster)",
     );
     let kubeconfig = Kubeconfig::read_from(path).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap()
+}
+
+/// A cluster administrator (the tests' own client: it plays kubelet and user).
+pub async fn client() -> Client {
+    Client::try_from(admin_config().await).unwrap()
+}
+
+/// The provisioner's client in `namespace`: the chart's ServiceAccount, Role and RoleBinding
+/// (rendered by helm, which infra/validate installs into ~/.cache/weir/bin before the tests)
+/// are applied, and the client impersonates that ServiceAccount. So the tests fail if the
+/// chart's RBAC misses something the controller does.
+pub async fn provisioner_client(admin: &Client, namespace: &str) -> Client {
+    let cache = std::env::var_os("WEIR_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/weir"));
+    let helm = cache.join("bin/helm");
+    assert!(
+        helm.exists(),
+        "{} is missing: ./local/test installs it (infra/validate)",
+        helm.display()
+    );
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/helm/weir");
+    let output = std::process::Command::new(helm)
+        .args([
+            "template",
+            "weir",
+            chart,
+            "--namespace",
+            namespace,
+            "--show-only",
+            "templates/engine-provisioner.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut account = None;
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
+        let kind = value["kind"].as_str().unwrap_or_default().to_string();
+        if !["ServiceAccount", "Role", "RoleBinding"].contains(&kind.as_str()) {
+            continue;
+        }
+        let name = value["metadata"]["name"].as_str().unwrap().to_string();
+        if kind == "ServiceAccount" {
+            account = Some(name.clone());
+        }
+        let resource = kube::discovery::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            if kind == "ServiceAccount" {
+                ""
+            } else {
+                "rbac.authorization.k8s.io"
+            },
+            "v1",
+            &kind,
+        ));
+        let api: Api<kube::api::DynamicObject> =
+            Api::namespaced_with(admin.clone(), namespace, &resource);
+        api.patch(
+            &name,
+            &PatchParams::apply("weir-tests").force(),
+            &Patch::Apply(&value),
+        )
         .await
         .unwrap();
+    }
+    let account = account.expect("the chart has the provisioner's ServiceAccount");
+    let mut config = admin_config().await;
+    config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
     Client::try_from(config).unwrap()
 }
 
