@@ -6,12 +6,14 @@
 //!   root_dir: /var/lib/weir/datasets
 //! ```
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::StorageError;
 use crate::store::{DatasetStore, S3Settings};
 
-#[derive(Debug, Clone, Deserialize)]
+/// Serializable so that a process can hand its storage to workers it starts (`weir up`'s local
+/// engine workers); it may hold S3 credentials, so written files must stay private.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StorageConfig {
     LocalFs {

@@ -7,6 +7,7 @@
 mod devices;
 mod transforms;
 mod up;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -96,12 +96,16 @@ pub struct TransformUpConfig {
     /// Whether this process executes transform tasks; off when transform functions deployed
     /// apart take them from the queue.
     pub in_process_executor: bool,
+    /// Runs transform tasks in worker processes started and stopped with the queue (the local
+    /// engine provisioner) instead of in this process.
+    pub workers: Option<crate::workers::WorkersConfig>,
 }
 
 impl Default for TransformUpConfig {
     fn default() -> Self {
         Self {
             in_process_executor: true,
+            workers: None,
         }
     }
 }
@@ -133,7 +137,7 @@ fn embedded_config(data_dir: &Path) -> Result<ControlPlaneConfig, String> {
     Ok(config)
 }
 
-fn write_private(path: &Path, content: &str) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, content: &str) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -254,8 +258,8 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
             ..config.governance.clone()
         },
     });
-    let transform =
-        crate::transforms::start(&control_plane, config.transform.in_process_executor).await?;
+    let in_process = config.transform.in_process_executor && config.transform.workers.is_none();
+    let transform = crate::transforms::start(&control_plane, in_process).await?;
     if config.ingest_tasks_in_process {
         let poller =
             weir_ingest::polling::Poller::new(ingest.clone(), ingest.config.polling.clone())
@@ -306,6 +310,15 @@ pub async fn run(options: UpOptions) -> Result<(), String> {
         .await
         .map_err(|error| format!("cannot listen on {address}: {error}"))?;
     let bound = listener.local_addr().map_err(|error| error.to_string())?;
+    if let Some(workers) = &config.transform.workers {
+        let host = if bound.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            bound.ip().to_string()
+        };
+        let url = format!("http://{host}:{}", bound.port());
+        crate::workers::start(&control_plane, workers, &url, &token, &options.data_dir)?;
+    }
     println!("weir is up on http://{bound} (flightsql on grpc://{flight_address})");
     println!(
         "admin token (also in {}):",
