@@ -37,13 +37,32 @@ fn readme_walkthrough_works_with_curl_only() {
     // The token weir up prints is the one it writes to DIR/admin.token (the walkthrough reads it).
     let written = std::fs::read_to_string(data_dir.path().join("admin.token")).unwrap();
     assert_eq!(node.admin_token, written.trim());
+    run_walkthrough(&node.url, data_dir.path());
+}
+
+/// The same walkthrough against `weir emulate`: the control plane and each function in its own
+/// process, the functions in Lambda mode behind the API-Gateway-style front, the derivative
+/// computed by an engine worker process.
+#[test]
+fn readme_walkthrough_works_against_the_deployed_topology() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let node = support::start_weir(
+        "emulate",
+        &["--data-dir".as_ref(), data_dir.path().as_os_str()],
+    );
+    let written = std::fs::read_to_string(data_dir.path().join("admin.token")).unwrap();
+    assert_eq!(node.admin_token, written.trim());
+    run_walkthrough(&node.url, data_dir.path());
+}
+
+fn run_walkthrough(url: &str, data_dir: &Path) {
     let script = walkthrough_script();
     assert!(script.contains("curl"), "walkthrough found: {script}");
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(workspace_root())
-        .env("WEIR", &node.url)
-        .env("WEIR_DATA_DIR", data_dir.path())
+        .env("WEIR", url)
+        .env("WEIR_DATA_DIR", data_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();

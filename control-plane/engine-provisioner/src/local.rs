@@ -24,6 +24,20 @@ pub struct WorkerCommand {
     pub env: Vec<(String, String)>,
 }
 
+/// A command for `program` whose process dies with the one that starts it: through util-linux's
+/// `setpriv --pdeathsig KILL` where it is installed (no unsafe code here), so that workers never
+/// outlive a killed `weir up`; a plain command elsewhere.
+pub fn die_with_parent(program: &std::path::Path) -> Command {
+    const SETPRIV: &str = "/usr/bin/setpriv";
+    if cfg!(target_os = "linux") && std::path::Path::new(SETPRIV).exists() {
+        let mut command = Command::new(SETPRIV);
+        command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
 pub struct LocalWorkerPool {
     command: WorkerCommand,
     state: Mutex<LocalState>,
@@ -82,7 +96,7 @@ impl WorkerPool for LocalWorkerPool {
         while state.children.len() < replicas as usize {
             state.started += 1;
             let executor = format!("{}-{}", self.command.name, state.started);
-            let child = Command::new(&self.command.program)
+            let child = die_with_parent(&self.command.program)
                 .args(&self.command.args)
                 .envs(self.command.env.iter().map(|(k, v)| (k, v)))
                 .env("WEIR__TASKS__EXECUTOR", &executor)

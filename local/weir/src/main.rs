@@ -5,6 +5,7 @@
 //! Wires libraries together; it must not grow business logic of its own.
 
 mod devices;
+mod emulate;
 mod transforms;
 mod up;
 mod workers;
@@ -21,6 +22,10 @@ commands:
   up                 run the node: control plane, ingest, query on one port (default
                      127.0.0.1:8080) and FlightSQL (127.0.0.1:50050)
                      [--listen ADDR] [--flightsql-listen ADDR] [--config FILE]
+  emulate            run the deployed topology on this machine: the control plane and each
+                     function as its own process (functions in Lambda mode behind an
+                     API-Gateway-style front on --listen), engine workers with the queue
+                     [--listen ADDR] [--sqs-endpoint URL --ingest-queue URL]
   reindex            rebuild the control plane's index from storage [--config FILE]
   create <manifest>  create a dataset from a YAML manifest [--account NAME, default admin]
   datasets           list datasets in the data directory with their head block
@@ -37,6 +42,8 @@ struct Arguments {
     listen: String,
     flightsql_listen: String,
     config: Option<PathBuf>,
+    sqs_endpoint: Option<String>,
+    ingest_queue: Option<String>,
 }
 
 fn parse_arguments() -> Result<Arguments, String> {
@@ -48,6 +55,8 @@ fn parse_arguments() -> Result<Arguments, String> {
     let mut listen = "127.0.0.1:8080".to_string();
     let mut flightsql_listen = "127.0.0.1:50050".to_string();
     let mut config = None;
+    let mut sqs_endpoint = None;
+    let mut ingest_queue = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--data-dir" => data_dir = args.next().ok_or("--data-dir needs a value")?.into(),
@@ -57,6 +66,12 @@ fn parse_arguments() -> Result<Arguments, String> {
                 flightsql_listen = args.next().ok_or("--flightsql-listen needs a value")?
             }
             "--config" => config = Some(args.next().ok_or("--config needs a value")?.into()),
+            "--sqs-endpoint" => {
+                sqs_endpoint = Some(args.next().ok_or("--sqs-endpoint needs a value")?)
+            }
+            "--ingest-queue" => {
+                ingest_queue = Some(args.next().ok_or("--ingest-queue needs a value")?)
+            }
             "-h" | "--help" => return Err(String::new()),
             _ if command.is_none() => command = Some(arg),
             _ => positional.push(arg),
@@ -70,6 +85,8 @@ fn parse_arguments() -> Result<Arguments, String> {
         listen,
         flightsql_listen,
         config,
+        sqs_endpoint,
+        ingest_queue,
     })
 }
 
@@ -84,6 +101,15 @@ async fn run(arguments: Arguments) -> Result<(), String> {
                 listen: arguments.listen,
                 flightsql_listen: arguments.flightsql_listen,
                 config: arguments.config,
+            })
+            .await;
+        }
+        "emulate" => {
+            return emulate::run(emulate::EmulateOptions {
+                data_dir: arguments.data_dir,
+                listen: arguments.listen,
+                sqs_endpoint: arguments.sqs_endpoint,
+                ingest_queue: arguments.ingest_queue,
             })
             .await;
         }

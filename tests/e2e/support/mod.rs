@@ -29,10 +29,15 @@ pub fn free_port() -> u16 {
 /// Starts `weir up ARGS` with HTTP and FlightSQL on free ports and waits until it has printed
 /// its address and the admin token.
 pub fn start_weir_up(args: &[&OsStr]) -> WeirUp {
+    start_weir("up", args)
+}
+
+/// Starts `weir COMMAND ARGS` (`up` or `emulate`), which prints the same three lines.
+pub fn start_weir(command: &str, args: &[&OsStr]) -> WeirUp {
     let http_port = free_port();
     let flight_port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .arg("up")
+        .arg(command)
         .args(args)
         .args(["--listen", &format!("127.0.0.1:{http_port}")])
         .args(["--flightsql-listen", &format!("127.0.0.1:{flight_port}")])
