@@ -44,6 +44,7 @@ pub async fn run(config: SqsConsumerConfig, function: Arc<LambdaFunction>, batch
             .max_number_of_messages(batch_size.clamp(1, 10))
             .wait_time_seconds(config.wait_seconds.clamp(0, 20))
             .message_system_attribute_names(aws_attribute_all())
+            .message_attribute_names("All")
             .send()
             .await;
         let messages = match received {
@@ -69,12 +70,26 @@ pub async fn run(config: SqsConsumerConfig, function: Arc<LambdaFunction>, batch
                 .into_iter()
                 .map(|(name, value)| (name.as_str().to_string(), Value::String(value)))
                 .collect();
+            // Lambda's shape of message attributes (what the function reads `odf-dataset` from).
+            let message_attributes: serde_json::Map<String, Value> = message
+                .message_attributes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, value)| {
+                    (
+                        name,
+                        json!({"stringValue": value.string_value, "dataType": value.data_type,
+                               "stringListValues": [], "binaryListValues": []}),
+                    )
+                })
+                .collect();
             records.push(json!({
                 "messageId": id,
                 "receiptHandle": message.receipt_handle.clone().unwrap_or_default(),
                 "body": message.body.clone().unwrap_or_default(),
                 "attributes": attributes,
-                "messageAttributes": {},
+                "messageAttributes": message_attributes,
                 "md5OfBody": message.md5_of_body.clone().unwrap_or_default(),
                 "eventSource": "aws:sqs",
                 "eventSourceARN": arn,
