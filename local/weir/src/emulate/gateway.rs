@@ -256,6 +256,49 @@ async fn proxy(
 mod tests {
     use super::{Target, route};
 
+    /// Every HTTP route of the SAM template reaches, in the emulator, the function the template
+    /// sends it to (so the emulation stays the deployed shape).
+    #[test]
+    fn the_emulator_routes_as_the_sam_template_does() {
+        let template = include_str!("../../../../infra/lambda/template.yaml");
+        let mut function = None;
+        let mut method = String::new();
+        let mut checked = 0;
+        for line in template.lines() {
+            let trimmed = line.trim();
+            if !line.starts_with("    ") && line.starts_with("  ") && trimmed.ends_with(':') {
+                function = match trimmed {
+                    "IngestFunction:" => Some(Target::Ingest),
+                    "QueryFunction:" => Some(Target::Query),
+                    "GovernanceFunction:" => Some(Target::Governance),
+                    "TransformFunction:" => Some(Target::Transform),
+                    _ => None,
+                };
+            }
+            if let Some(value) = trimmed.strip_prefix("Method: ") {
+                method = if value == "ANY" {
+                    "GET".to_string()
+                } else {
+                    value.to_string()
+                };
+            }
+            if let (Some(path), Some(target)) = (trimmed.strip_prefix("Path: "), function) {
+                let concrete = path
+                    .replace("{proxy+}", "notes/README.md")
+                    .replace("{account}", "alice")
+                    .replace("{dataset}", "trips")
+                    .replace("{hash}", "f1220abc")
+                    .replace("{file}", "f1220abc.png");
+                assert_eq!(route(&method, &concrete), target, "{method} {path}");
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 15,
+            "the template's routes were found ({checked})"
+        );
+    }
+
     #[test]
     fn routes_follow_the_sam_template() {
         for (method, path, target) in [
