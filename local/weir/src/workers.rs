@@ -110,22 +110,42 @@ pub fn start(
     let path = dir.join("service-config.yml");
     let text = serde_yaml::to_string(&worker_config).map_err(|error| error.to_string())?;
     crate::up::write_private(&path, &text)?;
-    let pool = Arc::new(LocalWorkerPool::new(WorkerCommand {
-        name: "weir-up-worker".to_string(),
+    let env = vec![
+        ("WEIR_CONFIG_PATH".to_string(), path.display().to_string()),
+        ("WEIR__TASKS__TOKEN".to_string(), token.to_string()),
+        ("RUST_LOG".to_string(), "warn".to_string()),
+    ];
+    spawn_pool(
+        "weir-up-worker",
+        program,
+        env,
+        config,
+        Arc::new(QueueDepth(control_plane.clone())),
+    );
+    Ok(())
+}
+
+/// Runs `program` workers with `env` (plus their concurrency and a port of their own) scaled by
+/// `config` on `demand`, in the background for the life of the process.
+pub fn spawn_pool(
+    name: &str,
+    program: PathBuf,
+    mut env: Vec<(String, String)>,
+    config: &WorkersConfig,
+    demand: Arc<dyn DemandSource>,
+) {
+    env.push((
+        "WEIR__TASKS__CONCURRENCY".to_string(),
+        config.concurrency.to_string(),
+    ));
+    // Workers serve their HTTP routes on a port of their own choosing.
+    env.push(("PORT".to_string(), "0".to_string()));
+    let pool = LocalWorkerPool::new(WorkerCommand {
+        name: name.to_string(),
         program,
         args: Vec::new(),
-        env: vec![
-            ("WEIR_CONFIG_PATH".to_string(), path.display().to_string()),
-            ("WEIR__TASKS__TOKEN".to_string(), token.to_string()),
-            (
-                "WEIR__TASKS__CONCURRENCY".to_string(),
-                config.concurrency.to_string(),
-            ),
-            // Workers serve their HTTP routes on a port of their own choosing.
-            ("PORT".to_string(), "0".to_string()),
-            ("RUST_LOG".to_string(), "warn".to_string()),
-        ],
-    }));
+        env,
+    });
     let policy = PoolPolicy {
         min_replicas: config.min_replicas,
         max_replicas: config.max_replicas,
@@ -134,13 +154,12 @@ pub fn start(
         initial_backoff: Duration::from_secs(1),
         max_backoff: Duration::from_secs(30),
     };
-    let demand = QueueDepth(control_plane.clone());
     let interval = Duration::from_secs(config.poll_seconds.max(1));
     tokio::spawn(async move {
         let kinds = vec!["transform".to_string(), "reset".to_string()];
         run_local(
             &pool,
-            &demand,
+            demand.as_ref(),
             &kinds,
             &policy,
             interval,
@@ -148,5 +167,4 @@ pub fn start(
         )
         .await;
     });
-    Ok(())
 }

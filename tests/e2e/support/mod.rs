@@ -28,6 +28,7 @@ pub fn free_port() -> u16 {
 
 /// Starts `weir up ARGS` with HTTP and FlightSQL on free ports and waits until it has printed
 /// its address and the admin token.
+#[allow(dead_code)] // each test binary compiles this module; not every one starts `weir up`
 pub fn start_weir_up(args: &[&OsStr]) -> WeirUp {
     start_weir("up", args)
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weir_engine_provisioner::ControlPlaneDemand;
-use weir_engine_provisioner::local::{LocalWorkerPool, WorkerCommand, run_local};
 
 pub struct EmulateOptions {
     pub data_dir: PathBuf,
@@ -216,36 +215,14 @@ pub async fn run(options: EmulateOptions) -> Result<(), String> {
     worker_env.extend([
         ("WEIR__TASKS__TOKEN".to_string(), token.clone()),
         ("WEIR__TASKS__POLL_MILLIS".to_string(), "200".to_string()),
-        ("WEIR__TASKS__CONCURRENCY".to_string(), "2".to_string()),
-        ("PORT".to_string(), "0".to_string()),
     ]);
-    let pool = LocalWorkerPool::new(WorkerCommand {
-        name: "weir-emulate-worker".to_string(),
-        program: sibling("weir-transform")?,
-        args: Vec::new(),
-        env: worker_env,
-    });
-    let demand = ControlPlaneDemand::new(&control_plane, &token);
-    tokio::spawn(async move {
-        let policy = weir_engine_provisioner::PoolPolicy {
-            min_replicas: 0,
-            max_replicas: 2,
-            concurrency: 2,
-            idle: Duration::from_secs(60),
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(30),
-        };
-        let kinds = vec!["transform".to_string(), "reset".to_string()];
-        run_local(
-            &pool,
-            &demand,
-            &kinds,
-            &policy,
-            Duration::from_secs(1),
-            std::future::pending(),
-        )
-        .await;
-    });
+    crate::workers::spawn_pool(
+        "weir-emulate-worker",
+        sibling("weir-transform")?,
+        worker_env,
+        &crate::workers::WorkersConfig::default(),
+        Arc::new(ControlPlaneDemand::new(&control_plane, &token)),
+    );
 
     if let (Some(endpoint), Some(queue_url)) = (&options.sqs_endpoint, &options.ingest_queue) {
         let config = weir_function_runtime::sqs::SqsConsumerConfig {
