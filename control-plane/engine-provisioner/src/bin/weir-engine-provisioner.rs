@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         eprintln!("error: control_plane.token is required (WEIR__CONTROL_PLANE__TOKEN)");
         return ExitCode::from(2);
     }
+    weir_engine_provisioner::kubernetes::install_crypto_provider();
     let client = match kube::Client::try_default().await {
         Ok(client) => client,
         Err(error) => {

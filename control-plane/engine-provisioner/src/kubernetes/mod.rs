@@ -18,3 +18,10 @@ pub const MANAGER: &str = "weir-engine-provisioner";
 pub const FINALIZER: &str = "weir.dev/engine-pool-cleanup";
 /// On the Deployment and its pods: the pool they belong to.
 pub const POOL_LABEL: &str = "weir.dev/engine-pool";
+
+/// Selects rustls's `ring` provider for the Kubernetes client, once per process. Needed where
+/// a build also links another provider (the AWS SDK's `aws-lc-rs` in a workspace build):
+/// rustls then cannot choose by itself and panics at the first TLS connection.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

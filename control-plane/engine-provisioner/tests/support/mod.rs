@@ -35,6 +35,7 @@ pub fn workspace_binary(name: &str) -> PathBuf {
 }
 
 async fn admin_config() -> Config {
+    weir_engine_provisioner::kubernetes::install_crypto_provider();
     let path = std::env::var("WEIR_TEST_KUBECONFIG").expect(
         "WEIR_TEST_KUBECONFIG names the test API server's kubeconfig: run ./local/test \
          (it starts one with local/kube/start-cluster)",
