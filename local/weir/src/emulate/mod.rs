@@ -101,6 +101,19 @@ async fn start_control_plane(
     Err("the control plane did not become ready within 30 s".to_string())
 }
 
+/// Sends `body` as JSON and reads the JSON answer.
+async fn post_json(
+    request: reqwest::RequestBuilder,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let response = request
+        .json(&body)
+        .send()
+        .await
+        .map_err(|error| error.to_string())?;
+    response.json().await.map_err(|error| error.to_string())
+}
+
 /// The admin's personal access token (kept in DIR/admin.token while it works).
 async fn admin_token(url: &str, password: &str, data_dir: &Path) -> Result<String, String> {
     let client = reqwest::Client::new();
@@ -116,29 +129,22 @@ async fn admin_token(url: &str, password: &str, data_dir: &Path) -> Result<Strin
             return Ok(existing);
         }
     }
-    let login: serde_json::Value = client
-        .post(format!("{url}/auth/login"))
-        .json(&serde_json::json!({"login": "admin", "password": password}))
-        .send()
-        .await
-        .map_err(|error| error.to_string())?
-        .json()
-        .await
-        .map_err(|error| error.to_string())?;
+    let login = post_json(
+        client.post(format!("{url}/auth/login")),
+        serde_json::json!({"login": "admin", "password": password}),
+    )
+    .await?;
     let session = login["accessToken"]
         .as_str()
         .or_else(|| login["access_token"].as_str())
         .ok_or_else(|| format!("admin login failed: {login}"))?;
-    let created: serde_json::Value = client
-        .post(format!("{url}/accounts/me/tokens"))
-        .bearer_auth(session)
-        .json(&serde_json::json!({"name": "weir emulate"}))
-        .send()
-        .await
-        .map_err(|error| error.to_string())?
-        .json()
-        .await
-        .map_err(|error| error.to_string())?;
+    let created = post_json(
+        client
+            .post(format!("{url}/accounts/me/tokens"))
+            .bearer_auth(session),
+        serde_json::json!({"name": "weir emulate"}),
+    )
+    .await?;
     let token = created["token"]
         .as_str()
         .ok_or_else(|| format!("no token: {created}"))?
