@@ -235,7 +235,15 @@ async fn proxy(
         Ok(answer) => {
             let status = answer.status();
             let headers = answer.headers().clone();
-            let bytes = answer.bytes().await.unwrap_or_default();
+            let bytes = match answer.bytes().await {
+                Ok(bytes) => bytes,
+                Err(error_) => {
+                    return error(
+                        StatusCode::BAD_GATEWAY,
+                        &format!("the control plane's answer broke off: {error_}"),
+                    );
+                }
+            };
             let mut response = Response::new(Body::from(bytes));
             *response.status_mut() = status;
             for (name, value) in &headers {
@@ -254,7 +262,50 @@ async fn proxy(
 
 #[cfg(test)]
 mod tests {
-    use super::{Target, route};
+    use axum::http::StatusCode;
+
+    use super::{Target, response, route};
+
+    async fn body_of(answer: axum::response::Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// A function that answers something other than a response document, or a base64 body that
+    /// does not decode, is the gateway's 502 with a JSON body, as API Gateway answers.
+    #[tokio::test]
+    async fn a_broken_function_answer_is_a_502_naming_the_problem() {
+        for (answer, problem) in [
+            (&b"not json"[..], "not a response document"),
+            (
+                &br#"{"statusCode":200,"isBase64Encoded":true,"body":"%%%"}"#[..],
+                "base64",
+            ),
+        ] {
+            let answer = response(answer);
+            assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+            let body = body_of(answer).await;
+            assert_eq!(body["error"], "gateway");
+            let message = body["message"].as_str().unwrap();
+            assert!(message.contains(problem), "{message}");
+        }
+    }
+
+    /// A response document becomes its status, headers, cookies and (decoded) body.
+    #[tokio::test]
+    async fn a_response_document_becomes_http() {
+        let answer = response(
+            br#"{"statusCode":201,"headers":{"content-type":"application/json","bad\nname":"x"},
+                 "cookies":["a=1","b=2"],"isBase64Encoded":true,"body":"eyJvayI6dHJ1ZX0="}"#,
+        );
+        assert_eq!(answer.status(), StatusCode::CREATED);
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        let cookies: Vec<_> = answer.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"]);
+        assert_eq!(body_of(answer).await, serde_json::json!({"ok": true}));
+    }
 
     /// Every HTTP route of the SAM template reaches, in the emulator, the function the template
     /// sends it to (so the emulation stays the deployed shape).
