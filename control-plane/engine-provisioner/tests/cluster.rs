@@ -20,7 +20,7 @@ use support::kubelet::{Kubelet, Mode};
 use support::node::WeirNode;
 use support::{client, eventually, namespace, workspace_binary};
 use weir_engine_provisioner::ControlPlaneDemand;
-use weir_engine_provisioner::kubernetes::config::WorkerTemplate;
+use weir_engine_provisioner::kubernetes::config::{DoorbellConfig, WorkerTemplate};
 use weir_engine_provisioner::kubernetes::{Context, EnginePool, ProvisionerConfig, run_controller};
 
 /// The worker ConfigMap and token Secret the pool's pods use, as the chart makes them.
@@ -51,8 +51,11 @@ async fn start_controller(
     ns: &str,
     node: &WeirNode,
 ) -> tokio::task::JoinHandle<()> {
-    let client = support::provisioner_client(admin, ns).await;
-    let config = ProvisionerConfig {
+    start_controller_with(admin, ns, node, test_config(ns)).await
+}
+
+fn test_config(ns: &str) -> ProvisionerConfig {
+    ProvisionerConfig {
         namespace: Some(ns.to_string()),
         poll_seconds: 1,
         initial_backoff_seconds: 2,
@@ -62,7 +65,16 @@ async fn start_controller(
             ..WorkerTemplate::default()
         },
         ..ProvisionerConfig::default()
-    };
+    }
+}
+
+async fn start_controller_with(
+    admin: &Client,
+    ns: &str,
+    node: &WeirNode,
+    config: ProvisionerConfig,
+) -> tokio::task::JoinHandle<()> {
+    let client = support::provisioner_client(admin, ns).await;
     let ctx = Arc::new(Context {
         client,
         config,
@@ -208,6 +220,52 @@ async fn a_flow_scales_the_pool_from_zero_runs_the_transform_and_scales_back_to_
             .unwrap();
         let replicas = deployment_replicas(&client, &ns, "datafusion").await;
         (pool.is_none() && replicas.is_none()).then_some(())
+    })
+    .await;
+    controller.abort();
+    support::delete_namespace(&client, &ns).await;
+}
+
+/// With the control plane's bus on NATS, a queued task wakes the pool at once: the poll is
+/// ten minutes here, so without the announcement the pool would stay at zero past the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_task_wakes_the_pool_between_polls() {
+    let client = client().await;
+    let ns = namespace(&client, "weir-bell").await;
+    let prefix = ns.replace('-', "_");
+    let node = WeirNode::start_with_nats_bus(&prefix);
+    node.create_root().await;
+    worker_objects(&client, &ns, &node).await;
+    let config = ProvisionerConfig {
+        poll_seconds: 600,
+        doorbell: Some(DoorbellConfig {
+            url: "nats://127.0.0.1:4222".to_string(),
+            prefix,
+        }),
+        ..test_config(&ns)
+    };
+    let controller = start_controller_with(&client, &ns, &node, config).await;
+    create_pool(
+        &client,
+        &ns,
+        "datafusion",
+        json!({"engine": "datafusion", "minReplicas": 0, "maxReplicas": 2, "concurrency": 1}),
+    )
+    .await;
+    eventually(20, "the pool's first status", || async {
+        let pool = pool(&client, &ns, "datafusion").await;
+        (pool.status?.observed_generation == Some(1)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        deployment_replicas(&client, &ns, "datafusion").await,
+        Some(0)
+    );
+    // Let the rounds that the Deployment's own changes cause die down, then queue a task.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    node.create_derivative("sensor.hourly").await;
+    eventually(30, "a worker asked for by the announcement", || async {
+        (deployment_replicas(&client, &ns, "datafusion").await == Some(1)).then_some(())
     })
     .await;
     controller.abort();

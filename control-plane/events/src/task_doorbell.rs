@@ -5,7 +5,7 @@
 
 use async_nats::jetstream::{self, stream};
 use weir_tasks::TaskKind;
-use weir_tasks::doorbell::{MAX_AGE, MAX_PER_KIND, stream_name, subject};
+use weir_tasks::doorbell::{MAX_AGE, MAX_PER_KIND, all_subjects, stream_name, subject};
 
 use crate::bus::BusError;
 
@@ -19,7 +19,7 @@ pub struct NatsTaskDoorbell {
 pub fn stream_config(prefix: &str) -> stream::Config {
     stream::Config {
         name: stream_name(prefix),
-        subjects: vec![format!("{prefix}.tasks.>")],
+        subjects: vec![all_subjects(prefix)],
         retention: stream::RetentionPolicy::WorkQueue,
         max_age: MAX_AGE,
         max_messages_per_subject: MAX_PER_KIND,

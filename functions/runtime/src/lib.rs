@@ -16,6 +16,7 @@
 //! It must not depend on dataset storage or any particular function: functions depend on it.
 
 pub mod access;
+pub mod announcements;
 pub mod cloudevents;
 pub mod config;
 pub mod error;

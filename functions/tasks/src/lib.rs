@@ -84,6 +84,11 @@ pub mod doorbell {
         format!("{prefix}.tasks.{}", kind.as_str())
     }
 
+    /// `<prefix>.tasks.>`: the announcements of every kind (the stream's subjects).
+    pub fn all_subjects(prefix: &str) -> String {
+        format!("{prefix}.tasks.>")
+    }
+
     /// Announcements older than this are dropped (the executors' polls find those tasks).
     pub const MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
     /// Announcements kept per kind while no executor listens.

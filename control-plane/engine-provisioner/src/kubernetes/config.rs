@@ -1,6 +1,7 @@
 //! Config of the provisioner (`/srv/engine-provisioner/service-config.yml`, `WEIR__...`).
 
 use serde::Deserialize;
+pub use weir_function_runtime::task::DoorbellConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -15,6 +16,9 @@ pub struct ProvisionerConfig {
     pub max_backoff_seconds: u64,
     pub worker: WorkerTemplate,
     pub leader_election: LeaderElectionConfig,
+    /// The control plane's NATS bus: every pool gets a round as soon as a task is announced,
+    /// instead of at its next poll. Announcements are watched, not taken from the workers.
+    pub doorbell: Option<DoorbellConfig>,
 }
 
 impl Default for ProvisionerConfig {
@@ -27,6 +31,7 @@ impl Default for ProvisionerConfig {
             max_backoff_seconds: 300,
             worker: WorkerTemplate::default(),
             leader_election: LeaderElectionConfig::default(),
+            doorbell: None,
         }
     }
 }

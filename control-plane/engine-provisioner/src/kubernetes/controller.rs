@@ -295,8 +295,15 @@ pub async fn run_controller(ctx: Arc<Context>, namespace: &str) {
             predicates::generation.combine(predicates::finalizers),
             PredicateConfig::default(),
         );
-    Controller::for_stream(trigger, reader)
-        .owns(deployments, watcher::Config::default().labels(POOL_LABEL))
+    let mut controller = Controller::for_stream(trigger, reader)
+        .owns(deployments, watcher::Config::default().labels(POOL_LABEL));
+    if let Some(doorbell) = &ctx.config.doorbell {
+        // A queued task wakes every pool at once (a round costs one depth request per pool).
+        controller = controller.reconcile_all_on(weir_function_runtime::announcements::watch(
+            doorbell.clone(),
+        ));
+    }
+    controller
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {

@@ -40,11 +40,25 @@ fn example(name: &str) -> String {
 
 impl WeirNode {
     pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// With the control plane's bus on the test suite's NATS server under `prefix`, so that
+    /// queued tasks are announced there.
+    pub fn start_with_nats_bus(prefix: &str) -> Self {
+        Self::start_with(&format!(
+            "control_plane: {{bus: {{kind: nats, url: \"nats://127.0.0.1:4222\", prefix: {prefix}}}}}\n"
+        ))
+    }
+
+    fn start_with(extra_config: &str) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let config = data_dir.path().join("weir.yaml");
         std::fs::write(
             &config,
-            "transform: {in_process_executor: false}\ndevices: {mqtt: null}\n",
+            format!(
+                "transform: {{in_process_executor: false}}\ndevices: {{mqtt: null}}\n{extra_config}"
+            ),
         )
         .unwrap();
         let port = free_port();
