@@ -30,3 +30,68 @@ fn the_charts_crd_matches_the_types() {
     let text = serde_json::to_string(&generated).unwrap();
     assert!(!text.contains("\"default\":\"\""), "{text}");
 }
+
+/// The provisioner's ConfigMap, as the chart renders it (with NATS in the cluster, and
+/// without), loads into `ProvisionerConfig` the way the binary loads it: the binary rejects
+/// unknown keys, so a drifted chart would crash-loop. (The other components' configs:
+/// tests/e2e/chart_configs.rs.)
+#[test]
+fn the_charts_provisioner_config_loads() {
+    use weir_engine_provisioner::kubernetes::ProvisionerConfig;
+    let cache = std::env::var_os("WEIR_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/weir")
+        });
+    let helm = cache.join("bin/helm");
+    assert!(
+        helm.exists(),
+        "{} is missing: ./local/test installs it",
+        helm.display()
+    );
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/helm/weir");
+    for nats in ["true", "false"] {
+        let output = std::process::Command::new(&helm)
+            .args(["template", "weir", chart, "--namespace", "weir"])
+            .args(["--set", &format!("nats.enabled={nats}")])
+            .args(["--show-only", "templates/engine-provisioner.yaml"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = String::from_utf8(output.stdout).unwrap();
+        let config_map = serde_yaml::Deserializer::from_str(&text)
+            .map(|document| -> serde_json::Value {
+                serde::Deserialize::deserialize(document).unwrap()
+            })
+            .find(|value| {
+                value["kind"] == "ConfigMap"
+                    && value["metadata"]["name"] == "weir-engine-provisioner"
+            })
+            .expect("the chart renders the provisioner's ConfigMap");
+        let scratch = tempfile::tempdir().unwrap();
+        let file = scratch.path().join("service-config.yml");
+        std::fs::write(
+            &file,
+            config_map["data"]["service-config.yml"].as_str().unwrap(),
+        )
+        .unwrap();
+        let config: ProvisionerConfig = weir_function_runtime::config::load_config_from(
+            Some(&file),
+            "engine-provisioner",
+            [(
+                "WEIR__CONTROL_PLANE__TOKEN".to_string(),
+                "a-token".to_string(),
+            )],
+        )
+        .unwrap_or_else(|error| panic!("nats.enabled={nats}: {error}"));
+        assert_eq!(
+            config.doorbell.map(|doorbell| doorbell.url),
+            (nats == "true").then(|| "nats://weir-nats:4222".to_string()),
+            "nats.enabled={nats}: pools are woken by task announcements exactly when NATS is there"
+        );
+    }
+}

@@ -3,7 +3,8 @@
 //! The file is `/srv/<function>/service-config.yml` unless `WEIR_CONFIG_PATH` names another.
 //! A missing default file means "defaults only"; a missing explicitly named file is an error.
 //! Environment keys are lowercased and split on `__` into a path (`WEIR__STORAGE__ROOT_DIR` sets
-//! `storage.root_dir`); values are read as YAML scalars, so `8080` is a number and `true` a bool.
+//! `storage.root_dir`); values are read as YAML scalars, so `8080` is a number and `true` a bool,
+//! except that an empty value is the empty string (YAML would read it as null).
 
 use std::path::{Path, PathBuf};
 
@@ -90,7 +91,11 @@ pub fn load_config_from<T: DeserializeOwned>(
                 message: "empty path segment".to_string(),
             });
         }
-        let parsed = serde_yaml::from_str::<Value>(&raw).unwrap_or(Value::String(raw));
+        let parsed = if raw.is_empty() {
+            Value::String(raw)
+        } else {
+            serde_yaml::from_str::<Value>(&raw).unwrap_or(Value::String(raw))
+        };
         set_path(&mut value, &path, parsed);
     }
     serde_path_to_error::deserialize(value).map_err(|error| ConfigError::Invalid {

@@ -237,6 +237,13 @@ pub struct RemoteTaskSource {
 
 impl RemoteTaskSource {
     pub fn new(base_url: &str, token: &str) -> Result<Self, String> {
+        if token.trim().is_empty() {
+            return Err(
+                "tasks.token is empty: taking tasks needs an administrator's token \
+                 (WEIR__TASKS__TOKEN; the Helm chart's secrets.create.tasksToken)"
+                    .to_string(),
+            );
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

@@ -59,6 +59,19 @@ fn file_values_are_overridden_by_environment() {
     );
 }
 
+/// An empty variable (a Secret key left empty, say) is the empty string, as YAML would read
+/// `""`, not null: a string field then loads and its own check can name what is missing.
+#[test]
+fn an_empty_variable_is_the_empty_string() {
+    let config: Config = load_config_from(
+        None,
+        "function-that-has-no-config-file",
+        env(&[("WEIR__STORAGE__ROOT_DIR", "")]),
+    )
+    .unwrap();
+    assert_eq!(config.storage.root_dir, "");
+}
+
 #[test]
 fn environment_alone_is_enough_when_the_default_file_is_absent() {
     let config: Config = load_config_from(
