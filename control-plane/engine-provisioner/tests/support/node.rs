@@ -40,19 +40,26 @@ fn example(name: &str) -> String {
 
 impl WeirNode {
     pub fn start() -> Self {
-        Self::start_with("")
+        Self::start_with(&|_| String::new())
     }
 
     /// With the control plane's bus on the test suite's NATS server under `prefix`, so that
     /// queued tasks are announced there.
     pub fn start_with_nats_bus(prefix: &str) -> Self {
-        Self::start_with(&format!(
-            "control_plane: {{bus: {{kind: nats, url: \"nats://127.0.0.1:4222\", prefix: {prefix}}}}}\n"
-        ))
+        Self::start_with(&|dir: &Path| {
+            // A `control_plane` section replaces the embedded one whole.
+            format!(
+                "control_plane:\n  database_url: \"sqlite://{dir}/metadata.db\"\n  \
+                 storage: {{kind: local_fs, root_dir: \"{dir}/datasets\"}}\n  \
+                 bus: {{kind: nats, url: \"nats://127.0.0.1:4222\", prefix: {prefix}}}\n",
+                dir = dir.display()
+            )
+        })
     }
 
-    fn start_with(extra_config: &str) -> Self {
+    fn start_with(extra_config: &dyn Fn(&Path) -> String) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
+        let extra_config = extra_config(data_dir.path());
         let config = data_dir.path().join("weir.yaml");
         std::fs::write(
             &config,
