@@ -609,9 +609,15 @@ async fn reaction_times() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
+    let doorbell = std::env::var("DOORBELL").is_ok_and(|value| value == "1");
     let admin = client().await;
     let ns = namespace(&admin, "weir-bench").await;
-    let node = WeirNode::start();
+    let prefix = ns.replace('-', "_");
+    let node = if doorbell {
+        WeirNode::start_with_nats_bus(&prefix)
+    } else {
+        WeirNode::start()
+    };
     node.create_root().await;
     worker_objects(&admin, &ns, &node).await;
     let _kubelet = Kubelet::start(
@@ -626,6 +632,10 @@ async fn reaction_times() {
         config: ProvisionerConfig {
             namespace: Some(ns.clone()),
             poll_seconds: poll,
+            doorbell: doorbell.then(|| DoorbellConfig {
+                url: "nats://127.0.0.1:4222".to_string(),
+                prefix: prefix.clone(),
+            }),
             ..ProvisionerConfig::default()
         },
         demand: Arc::new(ControlPlaneDemand::new(&node.url, &node.token)),
@@ -675,7 +685,7 @@ async fn reaction_times() {
                     let done = start.elapsed().as_secs_f64() * 1000.0;
                     println!(
                         "{}",
-                        json!({"pool": mode, "round": round, "pollSeconds": poll, "askedMs": asked, "podMs": created, "leasedMs": leased, "doneMs": done})
+                        json!({"pool": mode, "round": round, "pollSeconds": poll, "doorbell": doorbell, "askedMs": asked, "podMs": created, "leasedMs": leased, "doneMs": done})
                     );
                     break;
                 }
