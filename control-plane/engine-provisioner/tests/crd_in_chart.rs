@@ -1,6 +1,8 @@
 //! The chart's CRD is the one the controller's types define (`EnginePool::crd()`).
 //! `WEIR_UPDATE_CRD=1 cargo test -p weir-engine-provisioner --test crd_in_chart` rewrites it.
 
+mod support;
+
 use kube::CustomResourceExt;
 use weir_engine_provisioner::kubernetes::EnginePool;
 
@@ -38,31 +40,15 @@ fn the_charts_crd_matches_the_types() {
 #[test]
 fn the_charts_provisioner_config_loads() {
     use weir_engine_provisioner::kubernetes::ProvisionerConfig;
-    let cache = std::env::var_os("WEIR_CACHE")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/weir")
-        });
-    let helm = cache.join("bin/helm");
-    assert!(
-        helm.exists(),
-        "{} is missing: ./local/test installs it",
-        helm.display()
-    );
-    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/helm/weir");
     for nats in ["true", "false"] {
-        let output = std::process::Command::new(&helm)
-            .args(["template", "weir", chart, "--namespace", "weir"])
-            .args(["--set", &format!("nats.enabled={nats}")])
-            .args(["--show-only", "templates/engine-provisioner.yaml"])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = String::from_utf8(output.stdout).unwrap();
+        let text = support::helm_template(&[
+            "--namespace",
+            "weir",
+            "--set",
+            &format!("nats.enabled={nats}"),
+            "--show-only",
+            "templates/engine-provisioner.yaml",
+        ]);
         let config_map = serde_yaml::Deserializer::from_str(&text)
             .map(|document| -> serde_json::Value {
                 serde::Deserialize::deserialize(document).unwrap()

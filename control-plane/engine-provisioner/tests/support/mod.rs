@@ -46,16 +46,9 @@ async fn admin_config() -> Config {
         .unwrap()
 }
 
-/// A cluster administrator (the tests' own client: it plays kubelet and user).
-pub async fn client() -> Client {
-    Client::try_from(admin_config().await).unwrap()
-}
-
-/// The provisioner's client in `namespace`: the chart's ServiceAccount, Role and RoleBinding
-/// (rendered by helm, which infra/validate installs into ~/.cache/weir/bin before the tests)
-/// are applied, and the client impersonates that ServiceAccount. So the tests fail if the
-/// chart's RBAC misses something the controller does.
-pub async fn provisioner_client(admin: &Client, namespace: &str) -> Client {
+/// `helm template weir infra/helm/weir ARGS`, with the helm that infra/validate installs into
+/// ~/.cache/weir/bin before the tests.
+pub fn helm_template(args: &[&str]) -> String {
     let cache = std::env::var_os("WEIR_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/weir"));
@@ -67,15 +60,8 @@ pub async fn provisioner_client(admin: &Client, namespace: &str) -> Client {
     );
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/helm/weir");
     let output = std::process::Command::new(helm)
-        .args([
-            "template",
-            "weir",
-            chart,
-            "--namespace",
-            namespace,
-            "--show-only",
-            "templates/engine-provisioner.yaml",
-        ])
+        .args(["template", "weir", chart])
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -83,7 +69,25 @@ pub async fn provisioner_client(admin: &Client, namespace: &str) -> Client {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8(output.stdout).unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A cluster administrator (the tests' own client: it plays kubelet and user).
+pub async fn client() -> Client {
+    Client::try_from(admin_config().await).unwrap()
+}
+
+/// The provisioner's client in `namespace`: the chart's ServiceAccount, Role and RoleBinding
+/// (rendered by helm, which infra/validate installs into ~/.cache/weir/bin before the tests)
+/// are applied, and the client impersonates that ServiceAccount. So the tests fail if the
+/// chart's RBAC misses something the controller does.
+pub async fn provisioner_client(admin: &Client, namespace: &str) -> Client {
+    let text = helm_template(&[
+        "--namespace",
+        namespace,
+        "--show-only",
+        "templates/engine-provisioner.yaml",
+    ]);
     let mut account = None;
     for document in serde_yaml::Deserializer::from_str(&text) {
         let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
